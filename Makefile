@@ -1,0 +1,48 @@
+# rtlab: two commands for a new machine, `make demo` and `make test`.
+# Both create .venv/ and install what is missing; a second run only checks.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.rtlab-installed
+SYSPKG := scripts/ensure-system-packages
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup system demo test test-fast bench data serve lint clean
+
+setup: system $(STAMP)
+
+system:
+	@$(SYSPKG) flite=flite
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing rtlab and its dependencies into $(VENV)/"
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+demo: setup
+	$(PY) -m rtlab.cli compare data/clips/*.wav --out out/demo
+
+test: setup
+	@$(SYSPKG) chromium=chromium
+	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
+
+test-fast: setup
+	$(PY) -m pytest tests -m "not browser and not slow" -x -q
+
+bench: setup
+	$(PY) -m bench
+
+data: setup
+	$(PY) -m rtlab.data.build
+
+serve: setup
+	$(VENV)/bin/rtlab serve
+
+lint: setup
+	$(VENV)/bin/ruff check lib tests bench
+
+clean:
+	rm -rf $(VENV) out .pytest_cache
