@@ -3,13 +3,49 @@
 See and measure speech transcription in OpenAI and Azure OpenAI Realtime sessions: session configuration per
 dialect, in-session vs sidecar transcription on one audio clock, endpoint probes, and event replay widgets.
 Runs offline against a bundled local Realtime-compatible emulator.
+
+The names below are imported lazily, so ``import rtlab`` stays cheap.
 """
 
 from __future__ import annotations
 
+import importlib
+
 from .errors import AudioError, ConfigError, EventLogError, ProbeError, RtlabError, TargetError
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "SessionConfig": "rtlab.config",
+    "Transcription": "rtlab.config",
+    "TurnDetection": "rtlab.config",
+    "Target": "rtlab.targets",
+    "EventLog": "rtlab.events",
+    "run_session": "rtlab.session",
+    "arun_session": "rtlab.session",
+    "RunOptions": "rtlab.session",
+    "run_sidecar": "rtlab.sidecar",
+    "arun_sidecar": "rtlab.sidecar",
+    "TranscriptionSidecar": "rtlab.sidecar",
+    "LocalSidecar": "rtlab.sidecar",
+    "OutOfBandSidecar": "rtlab.sidecar",
+    "probe": "rtlab.probe",
+    "aprobe": "rtlab.probe",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rtlab' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))
+
 
 __all__ = [
     "AudioError",
@@ -19,4 +55,5 @@ __all__ = [
     "RtlabError",
     "TargetError",
     "__version__",
+    *_LAZY,
 ]

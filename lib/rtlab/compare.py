@@ -1,0 +1,178 @@
+"""``rtlab compare``: in-session vs sidecar transcription on the same audio, with a report.
+
+For each audio file: one run (voice session + sidecars on one audio clock) recorded to an event log, then
+``turns()`` scored against references (bundled clips find theirs in ``data/manifest.json``), and one report for
+all files. Output layout (``--out DIR``)::
+
+    DIR/events.jsonl (+ audio)    one file given
+    DIR/<clip>/events.jsonl       several files given, one folder each
+    DIR/turns.csv                 one row per turn and source, with file and wer columns
+    DIR/summary.csv               one row per source
+    DIR/report.html               self-contained report (tables + timeline plot)
+
+Bad files are reported on stderr, one line each (file and reason), and the other files are still processed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import RtlabError
+
+TARGETS = ("local", "local-azure", "openai", "azure", "azure-preview")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("audio", nargs="+", help="audio files (wav/flac/ogg/mp3); bundled clips find their references")
+    p.add_argument("--target", choices=TARGETS, default="local",
+                   help="where to connect (default: the embedded emulator)")
+    p.add_argument("--in-session-model", default="gpt-realtime-whisper",
+                   help="transcription model inside the voice session (default: gpt-realtime-whisper)")
+    p.add_argument("--voice-model", default="gpt-realtime", help="voice-to-voice session model or deployment")
+    p.add_argument("--sidecar", action="append", metavar="SPEC",
+                   help="transcription[:MODEL] | local | oob (repeatable; default: all three)")
+    p.add_argument("--references", type=Path, help="JSON {file name: [{text, start_s, end_s}, ...] or text}")
+    p.add_argument("--speed", type=float, default=1.0, help="feed audio at this multiple of real time (default 1)")
+    p.add_argument("--chunk-ms", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0, help="emulator seed (local targets)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def make_target(name: str, *, seed: int | None = 0) -> Any:
+    from .targets import Target
+
+    if name == "local":
+        return Target.local(seed=seed)
+    if name == "local-azure":
+        return Target.local(provider_profile="azure", seed=seed)
+    if name == "openai":
+        return Target.openai()
+    if name == "azure":
+        return Target.azure()
+    if name == "azure-preview":
+        return Target.azure(preview=True)
+    raise RtlabError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}")
+
+
+def load_references(path: Path | None) -> dict[str, list[dict]]:
+    """``--references`` file: ``{name: [{text, start_s, end_s}, ...]}`` or ``{name: "text"}``."""
+    if path is None:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise RtlabError(f"{path}: cannot read references ({exc.strerror})") from None
+    except ValueError as exc:
+        raise RtlabError(f"{path}: references are not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise RtlabError(f"{path}: references must be a JSON object mapping file names to utterances")
+    out = {}
+    for name, value in data.items():
+        if isinstance(value, str):
+            value = [{"text": value, "start_s": None, "end_s": None}]
+        out[Path(name).name] = list(value)
+    return out
+
+
+def references_for(path: Path, given: dict[str, list[dict]]) -> list[dict] | None:
+    if path.name in given:
+        return given[path.name]
+    from .data import references_for as bundled
+
+    return bundled(path)
+
+
+def compare(audio_paths: list[Path | str], *, target: Any, voice_config: Any, sidecars=None, out: Path,
+            references: dict[str, list[dict]] | None = None, speed: float = 1.0, chunk_ms: int = 40,
+            progress: bool = True, on_error=None):
+    """Run the comparison over several files. Returns (turns DataFrame, list of (name, EventLog)).
+
+    ``on_error(path, exc)`` is called for a file that cannot be processed (default: re-raise).
+    """
+    import pandas as pd
+
+    from .audio import load
+    from .metrics import score_turns
+    from .sidecar import run_sidecar
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    references = references or {}
+    paths = [Path(p) for p in audio_paths]
+    frames, logs = [], []
+    for path in paths:
+        try:
+            audio = load(path)
+            run_dir = out if len(paths) == 1 else out / _unique_stem(path, paths)
+            log = run_sidecar(audio, voice=(target, voice_config), sidecars=sidecars, out=run_dir,
+                              speed=speed, chunk_ms=chunk_ms, progress=progress)
+        except RtlabError as exc:
+            if on_error is None:
+                raise
+            on_error(path, exc)
+            continue
+        turns = log.turns(references=references_for(path, references))
+        turns.insert(0, "file", path.name)
+        frames.append(turns)
+        logs.append((path.name, log))
+    if not frames:
+        return pd.DataFrame(), logs
+    turns = score_turns(pd.concat(frames, ignore_index=True))
+    return turns, logs
+
+
+def _unique_stem(path: Path, paths: list[Path]) -> str:
+    same = [p for p in paths if p.stem == path.stem]
+    return path.stem if len(same) == 1 else f"{path.stem}-{same.index(path) + 1}"
+
+
+def write_outputs(turns, logs, out: Path) -> dict[str, Path]:
+    from .metrics import summary
+    from .report import write_report
+
+    out = Path(out)
+    summ = summary(turns)
+    written = {
+        "turns": out / "turns.csv",
+        "summary": out / "summary.csv",
+    }
+    turns.drop(columns=[c for c in ("usage",) if c in turns.columns]).to_csv(written["turns"], index=False)
+    summ.to_csv(written["summary"], index=False)
+    written["report"] = write_report(turns, logs, out / "report.html", summary_df=summ)
+    return written
+
+
+def format_summary(summary_df) -> str:
+    cols = [c for c in ("source", "n_turns", "wer", "first_delta_p50_ms", "ttfs_p50_ms", "ttfs_p95_ms",
+                        "ttfs_true_p50_ms", "cost_usd") if c in summary_df.columns]
+    return summary_df[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}" if abs(v) < 10 else f"{v:.0f}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .config import SessionConfig
+    from .metrics import summary
+
+    failures: list[str] = []
+
+    def report_error(path, exc):
+        failures.append(str(path))
+        print(f"rtlab compare: {exc}" if str(path) in str(exc) else f"rtlab compare: {path}: {exc}", file=sys.stderr)
+
+    references = load_references(args.references)
+    target = make_target(args.target, seed=args.seed)
+    voice_config = SessionConfig.realtime(model=args.voice_model, transcription=args.in_session_model)
+    turns, logs = compare(args.audio, target=target, voice_config=voice_config, sidecars=args.sidecar,
+                          out=args.out, references=references, speed=args.speed, chunk_ms=args.chunk_ms,
+                          progress=not args.quiet, on_error=report_error)
+    if not logs:
+        print("rtlab compare: no file could be processed", file=sys.stderr)
+        return 1
+    written = write_outputs(turns, logs, args.out)
+    print(format_summary(summary(turns)))
+    print(f"\nreport: {written['report']}\nturns:  {written['turns']}")
+    return 1 if failures else 0
