@@ -1,0 +1,498 @@
+"""Where a session connects: the local emulator (the default), OpenAI, or Azure OpenAI (GA v1 or preview).
+
+A :class:`Target` holds an endpoint, a key (as a :class:`~rtlab.secrets.Secret`) and the dialect it speaks, and hands
+out the official SDK's client and connection manager, exactly per the connection table of PROTOCOL.md:
+
+=====================  ==========================================================  ================================
+dialect                SDK call                                                    URL (path + query)
+=====================  ==========================================================  ================================
+``openai-ga``          ``AsyncOpenAI(base_url=B/v1).realtime.connect(model=M)``    ``/v1/realtime?model=M``
+  (transcription)      ``....realtime.connect(extra_query={"intent": ...})``       ``/v1/realtime?intent=transcription``
+``openai-beta``        ``AsyncOpenAI(...).beta.realtime.connect(model=M)``         same, plus ``OpenAI-Beta: realtime=v1``
+``azure-ga``           ``AsyncOpenAI(base_url=E/openai/v1).realtime.connect(...)`` ``/openai/v1/realtime?model=DEPLOYMENT``
+``azure-preview``      ``AsyncAzureOpenAI(azure_endpoint=E, api_version=V,         ``/openai/realtime?api-version=V&deployment=D``
+                       websocket_base_url=ws(s)://HOST/openai).beta.realtime...``  (``api-key`` header, ``OpenAI-Beta``)
+=====================  ==========================================================  ================================
+
+A local target speaks any of these dialects over plain ``ws://``; with ``url=None`` it starts the embedded emulator
+(``rtlab.emulator.start``) on first use, once.
+
+Targets are built from arguments or the environment (:meth:`Target.from_env`): ``RTLAB_TARGET``
+(``local``/``openai``/``azure``/``azure-preview``), ``OPENAI_API_KEY``, ``AZURE_OPENAI_ENDPOINT``,
+``AZURE_OPENAI_API_KEY``, ``AZURE_OPENAI_API_VERSION``, ``AZURE_OPENAI_REALTIME_DEPLOYMENT`` and
+``AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS`` (``name=model,name=model``). A missing piece raises
+:class:`~rtlab.errors.TargetError` naming the variable to set. Keys never appear in a repr, an error, a log line
+(:func:`~rtlab.secrets.install_redaction` runs when a client is made), a pickle or ``dataclasses.asdict`` output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import importlib
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlencode, urlsplit
+
+from .errors import TargetError
+from .protocol import DIALECTS
+from .secrets import Secret, install_redaction, mask, redact
+
+if TYPE_CHECKING:  # pragma: no cover
+    from openai import AsyncAzureOpenAI, AsyncOpenAI
+
+    from .config import SessionConfig
+
+__all__ = [
+    "DEFAULT_AZURE_PREVIEW_API_VERSION",
+    "LOCAL_API_KEY",
+    "OPENAI_URL",
+    "Target",
+    "parse_deployments",
+]
+
+Provider = Literal["local", "openai", "azure"]
+Kind = Literal["realtime", "transcription"]
+
+OPENAI_URL = "https://api.openai.com"
+DEFAULT_AZURE_PREVIEW_API_VERSION = "2025-04-01-preview"
+DEFAULT_REALTIME_MODEL = "gpt-realtime"
+#: The local emulator's key: a public placeholder, still masked like any key.
+LOCAL_API_KEY = "rtlab-local"
+
+_PROVIDER_DIALECTS: dict[str, tuple[str, ...]] = {
+    "openai": ("openai-ga", "openai-beta"),
+    "azure": ("azure-ga", "azure-preview"),
+    "local": tuple(DIALECTS),
+}
+_TARGET_NAMES = ("local", "openai", "azure", "azure-preview")
+
+
+def parse_deployments(spec: str | Mapping[str, str] | None, *, source: str = "deployments") -> dict[str, str] | None:
+    """``"name=model,name2=model2"`` (or a mapping) as ``{deployment_name: model}``; None stays None.
+
+    A bare ``name`` maps to itself (a deployment named after its model).
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, Mapping):
+        items = list(spec.items())
+    else:
+        items = []
+        for part in str(spec).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            name, sep, model = part.partition("=")
+            if not name.strip() or (sep and not model.strip()):
+                raise TargetError(f"{source}: {part!r} is not 'deployment=model'; expected e.g. "
+                                  "'my-whisper=gpt-realtime-whisper,my-4o=gpt-4o-transcribe'")
+            items.append((name.strip(), (model if sep else name).strip()))
+    out: dict[str, str] = {}
+    for name, model in items:
+        if not isinstance(name, str) or not isinstance(model, str) or not name or not model:
+            raise TargetError(f"{source}: deployment names and models must be non-empty strings, got {name!r}: "
+                              f"{model!r}")
+        out[name] = model
+    return out
+
+
+def _root_url(url: str, *, what: str, env: str | None, strip: tuple[str, ...] = ()) -> str:
+    """Validate an http(s)/ws(s) endpoint and return it as ``scheme://host[:port][/prefix]`` without a trailing /."""
+    hint = f" (from ${env})" if env else ""
+    shown = redact(str(url))
+    parts = urlsplit(str(url).strip())
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+        raise TargetError(f"{what} {shown!r}{hint} is not an http(s) URL; expected e.g. "
+                          "'https://my-resource.openai.azure.com'" + (f"; set {env}" if env else ""))
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise TargetError(f"{what} {shown!r}{hint} must not carry a query, fragment or credentials; give the key "
+                          "separately")
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    path = parts.path.rstrip("/")
+    for suffix in strip:
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+            break
+    return f"{scheme}://{parts.netloc}{path}"
+
+
+def _ws(root: str) -> str:
+    return "ws" + root[len("http"):]  # http://… -> ws://…, https://… -> wss://…
+
+
+class _EmulatorSlot:
+    """The embedded emulator a local target started, shared by copies of the target (``with_dialect``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.handle: Any = None
+
+    def ensure(self, profile: str, seed: int | None) -> str:
+        with self._lock:
+            if self.handle is None:
+                # Imported here: the emulator is only needed when a local target is actually used.
+                emulator = importlib.import_module("rtlab.emulator")
+                self.handle = emulator.start(profile=profile, seed=seed)
+            return str(self.handle.url)
+
+    def stop(self) -> None:
+        with self._lock:
+            handle, self.handle = self.handle, None
+        if handle is not None:
+            handle.stop()
+
+    # A copy or a pickle of a target does not own the running emulator.
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
+    def __deepcopy__(self, memo: dict) -> _EmulatorSlot:
+        return self
+
+    def __repr__(self) -> str:
+        return "<emulator running>" if self.handle is not None else "<emulator not started>"
+
+
+@dataclass(frozen=True, repr=False)
+class Target:
+    """A Realtime endpoint, its key and its dialect. Build with :meth:`local`, :meth:`openai`, :meth:`azure` or
+    :meth:`from_env`.
+
+    Attributes
+    ----------
+    provider
+        ``"local"``, ``"openai"`` or ``"azure"``.
+    dialect
+        One of :data:`rtlab.protocol.DIALECTS`; decides the client, the URL and the payload shape.
+    base_url
+        The endpoint root (``https://api.openai.com``, ``https://RES.openai.azure.com``, ``http://127.0.0.1:PORT``);
+        ``None`` for a local target whose emulator starts on first use.
+    api_key
+        The key, masked everywhere (:class:`~rtlab.secrets.Secret`).
+    api_version
+        Azure preview only.
+    realtime_deployment
+        Azure: the deployment used as the voice model when :meth:`connect` gets no model.
+    deployments
+        Azure: ``{deployment_name: model}`` of the transcription deployments (config rules check against it).
+    provider_profile
+        Local only: the emulator profile (``"openai"``, ``"azure"`` or a path to a probe-saved profile).
+    seed
+        Local only: the emulator's seed (reproducible ids and outputs).
+    """
+
+    provider: Provider
+    dialect: str
+    base_url: str | None
+    api_key: Secret
+    api_version: str | None = None
+    realtime_deployment: str | None = None
+    deployments: dict[str, str] | None = field(default=None, hash=False)
+    provider_profile: str | None = None
+    seed: int | None = None
+    _emulator: _EmulatorSlot = field(default_factory=_EmulatorSlot, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.provider not in _PROVIDER_DIALECTS:
+            raise TargetError(f"provider {self.provider!r} is not one of {', '.join(_PROVIDER_DIALECTS)}")
+        if self.dialect not in _PROVIDER_DIALECTS[self.provider]:
+            raise TargetError(f"dialect {self.dialect!r} is not spoken by provider {self.provider!r}; use one of "
+                              f"{', '.join(_PROVIDER_DIALECTS[self.provider])}")
+        if not isinstance(self.api_key, Secret):
+            object.__setattr__(self, "api_key", Secret(self.api_key))
+        if not self.api_key:
+            raise TargetError(f"{self.provider} target has no API key")
+        if self.base_url is None and self.provider != "local":
+            raise TargetError(f"{self.provider} target needs an endpoint URL")
+        if self.base_url is not None:
+            object.__setattr__(self, "base_url", _root_url(self.base_url, what="endpoint", env=None))
+        if self.dialect == "azure-preview" and not self.api_version:
+            raise TargetError("azure-preview needs an api_version (e.g. "
+                              f"{DEFAULT_AZURE_PREVIEW_API_VERSION!r}); set AZURE_OPENAI_API_VERSION")
+        if self.deployments is not None:
+            object.__setattr__(self, "deployments", parse_deployments(self.deployments))
+
+    # ==========================================================================================================
+    # Constructors
+    # ==========================================================================================================
+    @classmethod
+    def local(cls, url: str | None = None, *, provider_profile: str = "openai", dialect: str | None = None,
+              api_key: str = LOCAL_API_KEY, seed: int | None = None, api_version: str | None = None,
+              deployments: Mapping[str, str] | str | None = None,
+              realtime_deployment: str | None = None) -> Target:
+        """The local emulator: at ``url`` (e.g. ``"http://127.0.0.1:8765"`` from ``rtlab serve``), or started
+        in-process on first use when ``url`` is None.
+
+        Parameters
+        ----------
+        provider_profile
+            Which provider the emulator plays: ``"openai"``, ``"azure"`` or a probe-saved profile path.
+        dialect
+            Default: ``azure-ga`` for an azure profile, else ``openai-ga``. Any dialect works locally.
+        api_key
+            The key to present; the default ``"rtlab-local"`` is accepted by an emulator started without
+            ``--api-key``.
+        """
+        azure = "azure" in str(provider_profile).lower()
+        dialect = dialect or ("azure-ga" if azure else "openai-ga")
+        if dialect == "azure-preview":
+            api_version = api_version or DEFAULT_AZURE_PREVIEW_API_VERSION
+        key = Secret(api_key, sensitive=api_key != LOCAL_API_KEY)
+        return cls("local", dialect, url, key, api_version=api_version, realtime_deployment=realtime_deployment,
+                   deployments=parse_deployments(deployments), provider_profile=str(provider_profile), seed=seed)
+
+    @classmethod
+    def openai(cls, api_key: str | None = None, *, dialect: str = "openai-ga", base_url: str | None = None
+               ) -> Target:
+        """OpenAI. ``api_key`` defaults to ``$OPENAI_API_KEY``; ``base_url`` to ``https://api.openai.com``."""
+        key = _key(api_key, "OPENAI_API_KEY", "OpenAI")
+        root = _root_url(base_url, what="base_url", env=None, strip=("/v1",)) if base_url else OPENAI_URL
+        return cls("openai", dialect, root, key)
+
+    @classmethod
+    def azure(cls, endpoint: str | None = None, api_key: str | None = None, api_version: str | None = None, *,
+              preview: bool = False, deployments: Mapping[str, str] | str | None = None,
+              realtime_deployment: str | None = None) -> Target:
+        """Azure OpenAI: GA v1 (``/openai/v1/realtime``, no api-version) or, with ``preview=True``, the preview
+        API (``/openai/realtime?api-version=…``, beta shape).
+
+        Missing arguments come from ``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY``,
+        ``AZURE_OPENAI_API_VERSION`` (preview only; default ``2025-04-01-preview``),
+        ``AZURE_OPENAI_REALTIME_DEPLOYMENT`` and ``AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS``.
+        """
+        env_endpoint = endpoint is None
+        endpoint = endpoint if endpoint is not None else os.environ.get("AZURE_OPENAI_ENDPOINT")
+        if not endpoint:
+            raise TargetError("Azure needs an endpoint: set AZURE_OPENAI_ENDPOINT (e.g. "
+                              "'https://my-resource.openai.azure.com') or pass endpoint=")
+        root = _root_url(endpoint, what="Azure endpoint", env="AZURE_OPENAI_ENDPOINT" if env_endpoint else None,
+                         strip=("/openai/v1", "/openai"))
+        key = _key(api_key, "AZURE_OPENAI_API_KEY", "Azure")
+        if preview:
+            api_version = api_version or os.environ.get("AZURE_OPENAI_API_VERSION") or \
+                DEFAULT_AZURE_PREVIEW_API_VERSION
+        elif api_version is not None:
+            raise TargetError(f"api_version={api_version!r} applies to the Azure preview API only; Azure GA v1 "
+                              "takes no api-version. Drop it, or pass preview=True")
+        if deployments is None:
+            deployments = parse_deployments(os.environ.get("AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS") or None,
+                                            source="AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS")
+        realtime_deployment = realtime_deployment or os.environ.get("AZURE_OPENAI_REALTIME_DEPLOYMENT") or None
+        return cls("azure", "azure-preview" if preview else "azure-ga", root, key, api_version=api_version,
+                   realtime_deployment=realtime_deployment, deployments=parse_deployments(deployments))
+
+    @classmethod
+    def from_env(cls, name: str = "auto") -> Target:
+        """A target chosen by name, or by ``$RTLAB_TARGET`` when ``name="auto"`` (default: ``local``).
+
+        ``local`` starts the embedded emulator; ``openai`` needs ``OPENAI_API_KEY``; ``azure`` (GA v1) and
+        ``azure-preview`` need ``AZURE_OPENAI_ENDPOINT`` and ``AZURE_OPENAI_API_KEY``. A real service is never
+        chosen implicitly, so a notebook spends nothing unless ``RTLAB_TARGET`` says so.
+        """
+        if name == "auto":
+            name = (os.environ.get("RTLAB_TARGET") or "local").strip().lower()
+            source = " (from $RTLAB_TARGET)"
+        else:
+            source = ""
+        if name not in _TARGET_NAMES:
+            raise TargetError(f"target {name!r}{source} is not one of {', '.join(_TARGET_NAMES)}; set RTLAB_TARGET "
+                              "to one of them")
+        if name == "local":
+            return cls.local()
+        if name == "openai":
+            return cls.openai()
+        return cls.azure(preview=name == "azure-preview")
+
+    def with_dialect(self, dialect: str) -> Target:
+        """The same endpoint and key speaking another dialect (a local emulator already running is shared)."""
+        api_version = self.api_version
+        if dialect == "azure-preview" and not api_version:
+            api_version = os.environ.get("AZURE_OPENAI_API_VERSION") or DEFAULT_AZURE_PREVIEW_API_VERSION
+        return dataclasses.replace(self, dialect=dialect, api_version=api_version)
+
+    # ==========================================================================================================
+    # Where, and with which client
+    # ==========================================================================================================
+    @property
+    def url(self) -> str:
+        """The endpoint root over http(s). For a local target without URL this starts the emulator."""
+        if self.base_url is not None:
+            return self.base_url
+        return _root_url(self._emulator.ensure(self.provider_profile or "openai", self.seed),
+                         what="emulator URL", env=None)
+
+    @property
+    def shape(self) -> str:
+        """``"ga"`` or ``"beta"``: the payload shape of :attr:`dialect`."""
+        return DIALECTS[self.dialect]
+
+    @property
+    def is_local(self) -> bool:
+        return self.provider == "local"
+
+    def _ws_base(self) -> str | None:
+        """The SDK's ``websocket_base_url``, or None to let it derive one from ``base_url``."""
+        root = self.url
+        if self.dialect == "azure-preview":
+            return _ws(root) + "/openai"
+        if self.dialect == "openai-beta" and root.startswith("http://"):
+            # The beta connection manager always uses wss:// unless told otherwise.
+            return _ws(root) + "/v1"
+        return None
+
+    def client(self) -> AsyncOpenAI | AsyncAzureOpenAI:
+        """A new official SDK client for this target (``AsyncAzureOpenAI`` for azure-preview, else ``AsyncOpenAI``)."""
+        from openai import AsyncAzureOpenAI, AsyncOpenAI
+
+        install_redaction()
+        root = self.url
+        key = self.api_key.reveal()
+        if self.dialect == "azure-preview":
+            return AsyncAzureOpenAI(azure_endpoint=root, api_version=self.api_version, api_key=key,
+                                    websocket_base_url=self._ws_base())
+        prefix = "/openai/v1" if self.dialect == "azure-ga" else "/v1"
+        return AsyncOpenAI(api_key=key, base_url=root + prefix, websocket_base_url=self._ws_base())
+
+    def _connect_args(self, kind: str, model: str | None) -> tuple[bool, dict[str, Any]]:
+        """(beta client?, keyword arguments for ``connect``) per the connection table."""
+        if kind not in ("realtime", "transcription"):
+            raise TargetError(f"kind {kind!r} is not 'realtime' or 'transcription'")
+        beta = self.shape == "beta"
+        if kind == "realtime":
+            return beta, {"model": self._realtime_model(model)}
+        query = {"intent": "transcription"}
+        if self.dialect == "azure-preview":
+            # The Azure client needs a deployment for the URL even for a transcription session.
+            return True, {"model": self._transcription_deployment(model), "extra_query": query}
+        if model is not None:
+            raise TargetError(f"a {self.dialect} transcription session connects with intent=transcription and no "
+                              f"model (got model={model!r}); put the transcription model in the SessionConfig")
+        if beta:
+            from openai import omit
+
+            return True, {"model": omit, "extra_query": query}
+        return False, {"extra_query": query}
+
+    def _realtime_model(self, model: str | None) -> str:
+        if model:
+            return model
+        if self.realtime_deployment:
+            return self.realtime_deployment
+        if self.provider == "azure":
+            raise TargetError("an Azure realtime session needs a deployment name: set "
+                              "AZURE_OPENAI_REALTIME_DEPLOYMENT or pass model=")
+        return DEFAULT_REALTIME_MODEL
+
+    def _transcription_deployment(self, model: str | None) -> str:
+        if model:
+            return model
+        if self.deployments:
+            return next(iter(self.deployments))
+        if self.realtime_deployment:
+            return self.realtime_deployment
+        if self.provider == "local":
+            return DEFAULT_REALTIME_MODEL
+        raise TargetError("an Azure preview transcription session needs a deployment name for the URL: set "
+                          "AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS (name=model,...) or pass model=")
+
+    def connect(self, kind: Kind = "realtime", model: str | None = None, **options: Any) -> Any:
+        """The SDK's async connection manager for a session (use with ``async with``).
+
+        Parameters
+        ----------
+        kind
+            ``"realtime"`` (voice session; ``model`` is the voice model or Azure deployment, default
+            ``gpt-realtime`` / ``$AZURE_OPENAI_REALTIME_DEPLOYMENT``) or ``"transcription"`` (``intent=transcription``;
+            no model except on azure-preview, where it is the deployment in the URL).
+        options
+            Passed to the SDK's ``connect`` (``extra_headers``, ``websocket_connection_options``, ...);
+            ``extra_query`` is merged.
+        """
+        beta, kwargs = self._connect_args(kind, model)
+        if "extra_query" in options:
+            kwargs["extra_query"] = {**kwargs.get("extra_query", {}), **options.pop("extra_query")}
+        client = self.client()
+        realtime = client.beta.realtime if beta else client.realtime
+        return realtime.connect(**kwargs, **options)
+
+    def url_for(self, kind: Kind = "realtime", model: str | None = None) -> str:
+        """The WebSocket URL the SDK opens for :meth:`connect` (no key in it: keys travel in headers)."""
+        _, kwargs = self._connect_args(kind, model)
+        root = _ws(self.url)
+        query: dict[str, str] = {}
+        model_arg = kwargs.get("model")
+        if self.dialect == "azure-preview":
+            query.update(kwargs.get("extra_query", {}))
+            query.update({"api-version": str(self.api_version), "deployment": str(model_arg)})
+            return f"{root}/openai/realtime?{urlencode(query)}"
+        if isinstance(model_arg, str):
+            query["model"] = model_arg
+        query.update(kwargs.get("extra_query", {}))
+        prefix = "/openai/v1" if self.dialect == "azure-ga" else "/v1"
+        return f"{root}{prefix}/realtime?{urlencode(query)}"
+
+    def headers_for(self) -> dict[str, str]:
+        """The auth and dialect headers the SDK sends on the handshake, with the key masked."""
+        headers = {"api-key": mask(self.api_key)} if self.dialect == "azure-preview" else \
+            {"Authorization": f"Bearer {mask(self.api_key)}"}
+        if self.shape == "beta":
+            headers["OpenAI-Beta"] = "realtime=v1"
+        return headers
+
+    def render(self, config: SessionConfig, *, validate: bool = True) -> dict[str, Any]:
+        """``rtlab.config.render(config, self.dialect, deployments=self.deployments)``."""
+        from .config import render
+
+        return render(config, self.dialect, deployments=self.deployments, validate=validate)
+
+    def stop(self) -> None:
+        """Stop the embedded emulator this target started (no-op otherwise)."""
+        self._emulator.stop()
+
+    # ==========================================================================================================
+    # Display: never the key
+    # ==========================================================================================================
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-ready description with the key masked."""
+        return {
+            "provider": self.provider,
+            "dialect": self.dialect,
+            "base_url": self.base_url,
+            "api_key": str(self.api_key),
+            "api_version": self.api_version,
+            "realtime_deployment": self.realtime_deployment,
+            "deployments": dict(self.deployments) if self.deployments is not None else None,
+            "provider_profile": self.provider_profile,
+            "seed": self.seed,
+        }
+
+    def __repr__(self) -> str:
+        where = self.base_url or ("<embedded emulator, " + ("running" if self._emulator.handle else "not started")
+                                  + ">")
+        extra = f", profile={self.provider_profile!r}" if self.provider == "local" else ""
+        return f"Target({self.provider}, {self.dialect}, {where}, key={self.api_key}{extra})"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'><code>"
+            f"{html.escape('' if v is None else str(v))}</code></td></tr>"
+            for k, v in self.to_dict().items() if v is not None
+        )
+        return f"<table><caption style='text-align:left'><b>Target</b></caption>{rows}</table>"
+
+
+def _key(value: str | None, env: str, who: str) -> Secret:
+    if value is not None:
+        if not value:
+            raise TargetError(f"{who} api_key is empty; pass the key or set {env}")
+        return Secret(value)
+    found = os.environ.get(env)
+    if not found:
+        raise TargetError(f"{who} needs an API key: set {env} (or pass api_key=)")
+    return Secret(found, source_env=env)
