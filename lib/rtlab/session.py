@@ -64,6 +64,7 @@ class LegState:
     oob_responses: dict[str, str] = field(default_factory=dict)  # response_id -> item_id
     errors: list[dict] = field(default_factory=list)
     session: dict | None = None
+    n_updated: int = 0  # session.updated (or transcription_session.updated) events seen
     closed: bool = False
     last_event_at: float = 0.0
 
@@ -160,6 +161,7 @@ class RemoteLeg(Leg):
                             await self._send(run, {"type": "input_audio_buffer.commit"})
             if detector is not None and any(t.kind == "speech_stopped" for t in detector.flush()):
                 await self._send(run, {"type": "input_audio_buffer.commit"})
+            await self._barrier(run)
             await run.settle(self)
         finally:
             receiver.cancel()
@@ -167,6 +169,34 @@ class RemoteLeg(Leg):
                 await receiver
             with contextlib.suppress(Exception):
                 await manager.__aexit__(None, None, None)
+
+    async def _barrier(self, run: Run) -> None:
+        """Wait until the server has processed everything sent so far.
+
+        The server handles client events in order, so the answer to an empty session update arrives after every
+        event caused by the audio before it (VAD turns, commits). Without it a fast feed would end the run before
+        the server has even heard the audio.
+        """
+        from .protocol import DIALECTS, TRANSCRIPTION_SESSION_EVENTS
+
+        if self.state.closed:
+            return
+        shape = DIALECTS.get(self.target.dialect, "ga")
+        if shape == "ga":
+            event = {"type": "session.update", "session": {"type": self.config.kind}}
+        elif self.config.kind == "transcription":
+            event = {"type": TRANSCRIPTION_SESSION_EVENTS["beta"]["update"], "session": {}}
+        else:
+            event = {"type": "session.update", "session": {}}
+        expected = self.state.n_updated + 1
+        n_errors = len(self.state.errors)
+        await self._send(run, event)
+        deadline = time.monotonic() + run.options.settle_timeout_s
+        while not (self.state.closed or self.state.n_updated >= expected or len(self.state.errors) > n_errors):
+            if time.monotonic() > deadline:
+                logger.warning("%s: the server did not answer the end-of-audio barrier", self.source)
+                return
+            await asyncio.sleep(0.005)
 
     def _updated(self) -> bool:
         s = self.state
@@ -223,6 +253,7 @@ class RemoteLeg(Leg):
             s.session = dict(event.get("session") or {})
         elif etype == "session.updated":
             s.session = dict(event.get("session") or {}, _updated=True)
+            s.n_updated += 1
         elif etype == "error":
             s.errors.append(event.get("error") or {})
         elif etype == "input_audio_buffer.committed":
@@ -382,7 +413,7 @@ def open_log(out: str | Path | None, meta: dict) -> Any:
     out = Path(out)
     path = out if out.suffix == ".jsonl" else out / "events.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    return EventLog.create(path, meta=meta)
+    return EventLog.create(path, meta=meta, overwrite=True)
 
 
 def input_format_of(configs: list[Any]) -> str:
