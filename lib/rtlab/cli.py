@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # subcommand -> module providing add_arguments(parser) and run(args) -> int
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .errors import RtlabError
+    from .secrets import redact
 
     args = build_parser().parse_args(argv)
     try:
@@ -38,8 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     except RtlabError as exc:
         print(f"rtlab {args.command}: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"rtlab {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: say so in one line; the traceback only on request
+        if os.environ.get("RTLAB_DEBUG"):
+            raise
+        print(f"rtlab {args.command}: unexpected error ({type(exc).__name__}: {redact(str(exc))}); "
+              "set RTLAB_DEBUG=1 to see the traceback", file=sys.stderr)
+        return 70
 
 
 if __name__ == "__main__":

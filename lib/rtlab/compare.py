@@ -136,6 +136,7 @@ def write_outputs(turns, logs, out: Path) -> dict[str, Path]:
     from .report import write_report
 
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     summ = summary(turns)
     written = {
         "turns": out / "turns.csv",
@@ -163,10 +164,16 @@ def run(args: argparse.Namespace) -> int:
         failures.append(str(path))
         print(f"rtlab compare: {exc}" if str(path) in str(exc) else f"rtlab compare: {path}: {exc}", file=sys.stderr)
 
+    if args.speed != 1:
+        print(f"rtlab compare: note: audio fed at {args.speed:g}x real time; latencies are only meaningful at 1x",
+              file=sys.stderr)
+    from .sidecar import parse_sidecar
+
+    sidecars = [parse_sidecar(s) for s in args.sidecar] if args.sidecar else None  # fail before any work
     references = load_references(args.references)
     target = make_target(args.target, seed=args.seed)
     voice_config = SessionConfig.realtime(model=args.voice_model, transcription=args.in_session_model)
-    turns, logs = compare(args.audio, target=target, voice_config=voice_config, sidecars=args.sidecar,
+    turns, logs = compare(args.audio, target=target, voice_config=voice_config, sidecars=sidecars,
                           out=args.out, references=references, speed=args.speed, chunk_ms=args.chunk_ms,
                           progress=not args.quiet, on_error=report_error)
     if not logs:

@@ -99,8 +99,9 @@ def render_report(turns_df, logs: list[tuple[str, Any]], *, summary_df=None, tit
     parts.append(
         "<p class='note'>Latencies are measured on one audio clock: <b>ttfs</b> = time from the end of the turn "
         "(speech_stopped, or when the client committed) to the final transcript; <b>ttfs_true</b> = from the true "
-        "end of speech in the reference; <b>first delta</b> = from the start of speech to the first partial "
-        "transcript. WER uses a standard English normalizer.</p>"
+        "end of speech in the reference; <b>first delta</b> = first partial transcript, also from the end of the "
+        "turn (negative: it arrived while the user was still speaking, i.e. the model streams). Latencies are only "
+        "meaningful when the audio was fed in real time (speed 1). WER uses a standard English normalizer.</p>"
     )
     parts.append("<h2>Per source</h2>" + _table(summary_df))
     for name, log in logs:

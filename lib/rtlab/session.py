@@ -235,6 +235,7 @@ class RemoteLeg(Leg):
                     event = json.loads(raw)
                 except ValueError:
                     event = {"type": "rtlab.unparseable", "raw": raw[:200].decode("utf-8", "replace")}
+                self._register_oob(event)
                 run.log.record("server", self._source_of(event), event, audio_ms=run.clock_ms())
                 s.last_event_at = time.monotonic()
                 await self._on_event(run, event)
@@ -243,6 +244,14 @@ class RemoteLeg(Leg):
         except Exception as exc:
             s.closed = True
             logger.info("%s: connection closed (%s)", self.source, type(exc).__name__)
+
+    def _register_oob(self, event: dict) -> None:
+        """Tag an out-of-band response by its metadata before its first event is recorded."""
+        if event.get("type") == "response.created":
+            resp = event.get("response") or {}
+            item = (resp.get("metadata") or {}).get("rtlab_item_id")
+            if item and resp.get("id"):
+                self.state.oob_responses[resp["id"]] = item
 
     async def _on_event(self, run: Run, event: dict) -> None:
         from .protocol import canonical_event_name
