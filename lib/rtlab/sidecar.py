@@ -124,6 +124,8 @@ async def arun_sidecar(audio: Any, voice: tuple[Any, Any], sidecars: list[Sideca
         "target": repr(target),
         "voice_config": render(config, target.dialect),
         "sidecars": [leg.source for leg in legs[1:]] + ([SIDECAR_OOB] if legs[0].oob else []),
+        # Out-of-band transcripts are voice-model responses: price them as such.
+        "models": {SIDECAR_OOB: getattr(config, "model", None)} if legs[0].oob else {},
     }
     return await arun_legs(audio, legs, out=out, log=log, options=options, fmt=input_format_of(configs), meta=meta)
 
