@@ -1,0 +1,564 @@
+"""Turn an event log into the compact payload the widgets ship to the browser.
+
+Pure functions, no widgets: a peaks pyramid per audio lane, a columnar span table per source and tier, and
+compressed audio bytes. Everything here is binary-first (numpy arrays serialised with ``tobytes``) so a 60-minute
+session with 50,000 events fits in a few megabytes, and everything can be tested without a browser.
+
+Span placement in audio time (the audio clock of the session):
+
+- ``vad``: ``speech_started.audio_start_ms`` → ``speech_stopped.audio_end_ms`` of one item.
+- ``item``: a committed item spans its speech window (or, without VAD, the audio since the previous commit).
+- ``delta`` / ``completed``: ticks at the ``audio_ms`` where the event arrived; clicking plays the item's window.
+- ``response``: ``response.created`` → ``response.done`` (arrival times); plays the source's output audio.
+- ``error``: ticks for ``error`` and ``...transcription.failed`` events.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: Tier names, in the order the timeline draws them within a source.
+TIERS: tuple[str, ...] = ("vad", "item", "delta", "completed", "response", "error")
+#: Tiers drawn as ticks (instants) rather than intervals.
+TICK_TIERS: frozenset[str] = frozenset({"delta", "completed", "error"})
+#: Human labels for the legend.
+TIER_LABELS: dict[str, str] = {
+    "vad": "VAD speech",
+    "item": "committed item",
+    "delta": "transcript delta",
+    "completed": "transcript final",
+    "response": "response",
+    "error": "error / failed",
+}
+
+_T_STARTED = "input_audio_buffer.speech_started"
+_T_STOPPED = "input_audio_buffer.speech_stopped"
+_T_COMMITTED = "input_audio_buffer.committed"
+_T_DELTA = "conversation.item.input_audio_transcription.delta"
+_T_COMPLETED = "conversation.item.input_audio_transcription.completed"
+_T_FAILED = "conversation.item.input_audio_transcription.failed"
+_T_RESP_CREATED = "response.created"
+_T_RESP_DONE = "response.done"
+_T_OUT_AUDIO = "response.output_audio.delta"
+_T_ERROR = "error"
+
+_LABEL_MAX = 160
+#: Half-width of the window an error without an item plays, in ms.
+_ERROR_PLAY_MS = 1000
+
+# --------------------------------------------------------------------------------------------------
+# Peaks
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeakLevel:
+    """One level of a peaks pyramid: ``count`` (min, max) int8 pairs, each covering ``bin_ms`` of audio."""
+
+    bin_ms: float
+    count: int
+    data: bytes = field(repr=False)
+
+
+def peaks_pyramid(
+    samples: np.ndarray, sample_rate: int, *, base_bins: int = 200_000, min_bin_ms: float = 5.0, factor: int = 4
+) -> tuple[list[PeakLevel], float]:
+    """Min/max peaks at several zoom levels.
+
+    Parameters
+    ----------
+    samples : np.ndarray, shape (n,)
+        Mono PCM16 (int16) or float samples.
+    sample_rate : int
+        Samples per second of ``samples``.
+    base_bins : int
+        At most this many bins in the finest level (bounds the payload of long sessions).
+    min_bin_ms : float
+        Finest bin width for short clips.
+    factor : int
+        Each coarser level merges ``factor`` bins of the previous one.
+
+    Returns
+    -------
+    levels : list of PeakLevel
+        Finest first. Each level's ``data`` is ``count`` interleaved (min, max) int8 values scaled to ±127 of
+        the lane's peak amplitude.
+    peak : float
+        The lane's peak absolute amplitude in full-scale units (0..1), so a view can show true loudness.
+    """
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate!r}")
+    x = np.asarray(samples)
+    if x.ndim != 1:
+        raise ValueError(f"samples must be mono (1-D), got shape {x.shape}; mix down first")
+    if x.dtype != np.int16:
+        x = x.astype(np.float32, copy=False)
+    if x.size == 0:
+        return [], 0.0
+    duration_ms = x.size * 1000.0 / sample_rate
+    bin_ms = max(min_bin_ms, duration_ms / base_bins)
+    spb = max(1, round(sample_rate * bin_ms / 1000.0))
+    bin_ms = spb * 1000.0 / sample_rate
+    # min/max straight on the stored dtype (no float copy of an hour of int16); the ragged tail on its own
+    full = x.size // spb
+    body = x[: full * spb].reshape(full, spb)
+    lo, hi = body.min(axis=1), body.max(axis=1)
+    if x.size > full * spb:
+        tail = x[full * spb:]
+        lo, hi = np.append(lo, tail.min()), np.append(hi, tail.max())
+    unit = 32768.0 if x.dtype == np.int16 else 1.0
+    lo = lo.astype(np.float32) / unit
+    hi = hi.astype(np.float32) / unit
+    peak = float(max(abs(lo.min()), abs(hi.max())))
+    scale = 127.0 / peak if peak > 0 else 0.0
+    levels: list[PeakLevel] = []
+    while True:
+        pair = np.empty(2 * lo.size, dtype=np.int8)
+        pair[0::2] = np.clip(np.floor(lo * scale), -127, 127).astype(np.int8)
+        pair[1::2] = np.clip(np.ceil(hi * scale), -127, 127).astype(np.int8)
+        levels.append(PeakLevel(bin_ms=bin_ms, count=int(lo.size), data=pair.tobytes()))
+        if lo.size <= 512:
+            break
+        m = math.ceil(lo.size / factor)
+        pad = m * factor - lo.size
+        lo = np.concatenate([lo, np.full(pad, lo[-1])]).reshape(m, factor).min(axis=1)
+        hi = np.concatenate([hi, np.full(pad, hi[-1])]).reshape(m, factor).max(axis=1)
+        bin_ms *= factor
+    return levels, peak
+
+
+@dataclass
+class Lane:
+    """One waveform lane: the input, or one source's assistant output."""
+
+    name: str
+    kind: str  # "input" | "output"
+    source: str | None
+    samples: np.ndarray = field(repr=False)
+    sample_rate: int
+
+    @property
+    def duration_ms(self) -> float:
+        return self.samples.size * 1000.0 / self.sample_rate if self.sample_rate else 0.0
+
+
+def pack_peaks(lanes: list[Lane]) -> tuple[bytes, list[dict[str, Any]]]:
+    """All lanes' pyramids in one bytes blob plus an index the JS reads (offsets in bytes)."""
+    blob = bytearray()
+    index: list[dict[str, Any]] = []
+    for li, lane in enumerate(lanes):
+        levels, peak = peaks_pyramid(lane.samples, lane.sample_rate)
+        for lvl in levels:
+            index.append(
+                {"lane": li, "bin_ms": lvl.bin_ms, "count": lvl.count, "offset": len(blob), "peak": peak}
+            )
+            blob += lvl.data
+    return bytes(blob), index
+
+
+# --------------------------------------------------------------------------------------------------
+# Spans
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Spans:
+    """A columnar table of spans (one row per drawable span).
+
+    Columns are numpy arrays of equal length. ``start_ms``/``end_ms`` is what is drawn (equal for ticks);
+    ``play_start_ms``/``play_end_ms`` is what a click plays; ``seq`` is the event that defines the span (for
+    hover JSON); ``item`` and ``label`` index into ``items`` and ``labels``; ``source`` and ``tier`` index into
+    ``sources`` and :data:`TIERS`.
+    """
+
+    sources: list[str]
+    items: list[str]
+    labels: list[str]
+    start_ms: np.ndarray
+    end_ms: np.ndarray
+    play_start_ms: np.ndarray
+    play_end_ms: np.ndarray
+    seq: np.ndarray
+    item: np.ndarray
+    label: np.ndarray
+    source: np.ndarray
+    tier: np.ndarray
+
+    _INT_COLUMNS = ("start_ms", "end_ms", "play_start_ms", "play_end_ms", "seq", "item", "label")
+    _BYTE_COLUMNS = ("source", "tier")
+
+    def __len__(self) -> int:
+        return int(self.seq.size)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Number of spans per source and tier (only non-empty tiers)."""
+        out: dict[str, dict[str, int]] = {}
+        if len(self) == 0:
+            return out
+        keys, n = np.unique(self.source.astype(np.int32) * 256 + self.tier, return_counts=True)
+        for k, c in zip(keys.tolist(), n.tolist(), strict=True):
+            out.setdefault(self.sources[k // 256], {})[TIERS[k % 256]] = c
+        return out
+
+    def row(self, i: int) -> dict[str, Any]:
+        """One span as a plain dict (the shape of ``Timeline.selection``)."""
+        item = int(self.item[i])
+        return {
+            "source": self.sources[int(self.source[i])],
+            "kind": TIERS[int(self.tier[i])],
+            "item_id": self.items[item] if item >= 0 else None,
+            "start_ms": int(self.play_start_ms[i]),
+            "end_ms": int(self.play_end_ms[i]),
+            "seq": int(self.seq[i]),
+        }
+
+    def find(self, *, seq: int | None = None, source: str | None = None, kind: str | None = None,
+             item_id: str | None = None) -> int | None:
+        """Index of the first span matching every given field, or ``None``."""
+        mask = np.ones(len(self), dtype=bool)
+        if seq is not None:
+            mask &= self.seq == int(seq)
+        if source is not None:
+            if source not in self.sources:
+                return None
+            mask &= self.source == self.sources.index(source)
+        if kind is not None:
+            if kind not in TIERS:
+                return None
+            mask &= self.tier == TIERS.index(kind)
+        if item_id is not None:
+            if item_id not in self._item_index:
+                return None
+            mask &= self.item == self._item_index[item_id]
+        hits = np.flatnonzero(mask)
+        return int(hits[0]) if hits.size else None
+
+    @property
+    def _item_index(self) -> dict[str, int]:
+        cache = self.__dict__.get("_item_index_cache")
+        if cache is None:
+            cache = {v: i for i, v in enumerate(self.items)}
+            self.__dict__["_item_index_cache"] = cache
+        return cache
+
+    def pack(self) -> tuple[bytes, dict[str, Any]]:
+        """Columns as one bytes blob (int32 columns, then uint8 columns) and the JSON meta the JS needs."""
+        n = len(self)
+        parts = [np.ascontiguousarray(getattr(self, c), dtype="<i4").tobytes() for c in self._INT_COLUMNS]
+        parts += [np.ascontiguousarray(getattr(self, c), dtype=np.uint8).tobytes() for c in self._BYTE_COLUMNS]
+        meta = {
+            "n": n,
+            "int_columns": list(self._INT_COLUMNS),
+            "byte_columns": list(self._BYTE_COLUMNS),
+            "sources": self.sources,
+            "tiers": list(TIERS),
+            "tick_tiers": sorted(TICK_TIERS),
+            "items": self.items,
+            "labels": self.labels,
+            "counts": self.counts(),
+        }
+        return b"".join(parts), meta
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+class _Row:
+    """One server record without its event; ``event`` is fetched (decoded) only when asked for."""
+
+    __slots__ = ("i", "seq", "audio_ms", "source", "type", "item_id", "response_id", "_events")
+
+    def __init__(self, i: int, seq: Any, audio_ms: Any, source: Any, type_: Any, item_id: Any, response_id: Any,
+                 events: Any) -> None:
+        self.i, self.seq, self.audio_ms, self.source, self.type = i, seq, audio_ms, source, type_
+        self.item_id, self.response_id, self._events = item_id, response_id, events
+
+    @property
+    def event(self) -> Any:
+        return self._events[self.i]
+
+
+def _rows(frame: pd.DataFrame) -> list[_Row]:
+    # Never iterate the event column: a log's lazy event array decodes every event it yields.
+    events = frame["event"].array
+    cols = [frame[c].tolist() for c in ("seq", "audio_ms", "source", "type", "item_id", "response_id")]
+    return [_Row(i, *vals, events) for i, vals in enumerate(zip(*cols, strict=True))]
+
+
+def build_spans(frame: pd.DataFrame, *, end_ms: float | None = None) -> Spans:
+    """Spans for every source and tier from an event frame (the columns of ``EventLog.to_frame()``).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Needs ``seq``, ``audio_ms``, ``direction``, ``source``, ``type``, ``item_id``, ``response_id``, ``event``.
+    end_ms : float, optional
+        Where open spans (speech never stopped, response never done) end; default: the last ``audio_ms``.
+    """
+    missing = {"seq", "audio_ms", "direction", "source", "type", "item_id", "response_id", "event"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"event frame lacks columns {sorted(missing)}; pass EventLog.to_frame()")
+    server = frame[(frame["direction"] == "server").to_numpy()]
+    audio = pd.to_numeric(frame["audio_ms"], errors="coerce")
+    last_ms = float(audio.max()) if audio.notna().any() else 0.0
+    end_ms = last_ms if end_ms is None else float(end_ms)
+
+    sources: list[str] = list(dict.fromkeys(frame["source"].tolist()))
+    items: list[str] = []
+    item_index: dict[str, int] = {}
+    labels: list[str] = []
+    rows: list[tuple[int, int, int, int, int, int, int, int, int]] = []
+
+    def item_no(item_id: Any) -> int:
+        if not isinstance(item_id, str) or not item_id:
+            return -1
+        if item_id not in item_index:
+            item_index[item_id] = len(items)
+            items.append(item_id)
+        return item_index[item_id]
+
+    def label_no(text: Any) -> int:
+        if not isinstance(text, str) or not text:
+            return -1
+        labels.append(text if len(text) <= _LABEL_MAX else text[: _LABEL_MAX - 1] + "…")
+        return len(labels) - 1
+
+    def add(src: int, tier: str, start: float, end: float, play0: float, play1: float, seq: int, item: int,
+            label: int = -1) -> None:
+        rows.append((round(start), round(end), round(play0), round(play1), seq, item, label, src, TIERS.index(tier)))
+
+    # Per (source, item): the speech window and the last transcript, gathered in one pass.
+    windows: dict[tuple[str, str], list[float | None]] = {}
+    started_seq: dict[tuple[str, str], int] = {}
+    finals: dict[tuple[str, str], str] = {}
+    rows_ = _rows(server)
+    for rec in rows_:
+        t, key = rec.type, (rec.source, rec.item_id)
+        if t not in (_T_STARTED, _T_STOPPED, _T_COMPLETED):
+            continue
+        ev = rec.event
+        if not isinstance(ev, Mapping):
+            continue
+        if t == _T_STARTED:
+            windows.setdefault(key, [None, None])[0] = _num(ev.get("audio_start_ms"))
+            started_seq.setdefault(key, int(rec.seq))
+        elif t == _T_STOPPED:
+            windows.setdefault(key, [None, None])[1] = _num(ev.get("audio_end_ms"))
+        elif t == _T_COMPLETED:
+            finals[key] = ev.get("transcript") or ""
+
+    def window(key: tuple[str, str]) -> tuple[float, float] | None:
+        w = windows.get(key)
+        if not w or w[0] is None:
+            return None
+        return w[0], (w[1] if w[1] is not None else end_ms)
+
+    for (src_name, item_id), seq in started_seq.items():
+        w = window((src_name, item_id))
+        if w:
+            add(sources.index(src_name), "vad", w[0], w[1], w[0], w[1], seq, item_no(item_id))
+
+    last_commit: dict[str, float] = {}
+    responses: dict[tuple[str, str], tuple[float, int]] = {}
+    for rec in rows_:
+        t = rec.type
+        src = sources.index(rec.source)
+        seq = int(rec.seq)
+        at = _num(rec.audio_ms)
+        at = end_ms if at is None else at
+        key = (rec.source, rec.item_id)
+        if t == _T_COMMITTED:
+            w = window(key) or (last_commit.get(rec.source, 0.0), at)
+            last_commit[rec.source] = w[1]
+            add(src, "item", w[0], w[1], w[0], w[1], seq, item_no(rec.item_id), label_no(finals.get(key)))
+        elif t in (_T_DELTA, _T_COMPLETED):
+            w = window(key) or (max(0.0, at - _ERROR_PLAY_MS), at)
+            # Delta texts are not drawn (ticks) and hover fetches the JSON: skip decoding tens of thousands;
+            # a final's text was read in the first pass.
+            text = finals.get(key) if t == _T_COMPLETED else None
+            add(src, "delta" if t == _T_DELTA else "completed", at, at, w[0], w[1], seq, item_no(rec.item_id),
+                label_no(text))
+        elif t == _T_RESP_CREATED:
+            if isinstance(rec.response_id, str):
+                responses[(rec.source, rec.response_id)] = (at, seq)
+        elif t == _T_RESP_DONE:
+            start = responses.pop((rec.source, rec.response_id), None)
+            if start is not None:
+                add(src, "response", start[0], at, start[0], at, start[1], -1)
+        elif t in (_T_ERROR, _T_FAILED):
+            w = window(key) or (max(0.0, at - _ERROR_PLAY_MS), at + _ERROR_PLAY_MS)
+            ev = rec.event
+            err = ev.get("error") if isinstance(ev, Mapping) else None
+            msg = (err.get("message") or err.get("code")) if isinstance(err, Mapping) else None
+            add(src, "error", at, at, w[0], w[1], seq, item_no(rec.item_id), label_no(msg))
+    for (src_name, _rid), (start, seq) in responses.items():  # never done: open until the end
+        add(sources.index(src_name), "response", start, end_ms, start, end_ms, seq, -1)
+
+    arr = np.array(rows, dtype=np.int64).reshape(-1, 9)
+    if arr.size:
+        arr = arr[np.lexsort((arr[:, 0], arr[:, 8], arr[:, 7]))]  # by source, tier, start
+    col = arr.T
+    return Spans(
+        sources=sources,
+        items=items,
+        labels=labels,
+        start_ms=col[0].astype(np.int32),
+        end_ms=col[1].astype(np.int32),
+        play_start_ms=col[2].astype(np.int32),
+        play_end_ms=col[3].astype(np.int32),
+        seq=col[4].astype(np.int32),
+        item=col[5].astype(np.int32),
+        label=col[6].astype(np.int32),
+        source=col[7].astype(np.uint8),
+        tier=col[8].astype(np.uint8),
+    )
+
+
+def output_sources(frame: pd.DataFrame) -> list[str]:
+    """Sources that streamed assistant audio (those get an output waveform lane)."""
+    mask = (frame["direction"] == "server") & (frame["type"] == _T_OUT_AUDIO)
+    return list(dict.fromkeys(frame.loc[mask, "source"].tolist()))
+
+
+# --------------------------------------------------------------------------------------------------
+# Audio
+# --------------------------------------------------------------------------------------------------
+
+PLAYBACK_RATE = 16000
+#: Opus bitrate bounds (bits per second) and the total audio budget a timeline may ship.
+_OPUS_MIN_BPS, _OPUS_MAX_BPS = 10_000, 32_000
+AUDIO_BUDGET_BYTES = 7_000_000
+
+
+def opus_available() -> bool:
+    """Whether the installed libsndfile can write OGG/Opus."""
+    try:
+        import soundfile as sf
+
+        return "OGG" in sf.available_formats() and "OPUS" in sf.available_subtypes("OGG")
+    except Exception:  # libsndfile missing or too old: fall back to WAV
+        return False
+
+
+#: Rates Opus encodes natively (libsndfile refuses others).
+_OPUS_RATES = frozenset({8000, 12000, 16000, 24000, 48000})
+
+
+def _float_mono(samples: np.ndarray) -> np.ndarray:
+    x = np.asarray(samples)
+    return x.astype(np.float32) / 32768.0 if x.dtype == np.int16 else x.astype(np.float32, copy=False)
+
+
+def _resample(x: np.ndarray, rate: int, target: int) -> np.ndarray:
+    if rate == target or x.size == 0:
+        return x
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(rate, target)
+    return resample_poly(x, target // g, rate // g).astype(np.float32)
+
+
+def opus_bitrate(total_seconds: float, budget_bytes: int = AUDIO_BUDGET_BYTES) -> int:
+    """The Opus bitrate that fits ``total_seconds`` of audio in ``budget_bytes``, within 10..32 kbit/s."""
+    if total_seconds <= 0:
+        return _OPUS_MAX_BPS
+    return int(min(_OPUS_MAX_BPS, max(_OPUS_MIN_BPS, budget_bytes * 8 * 0.9 / total_seconds)))
+
+
+def encode_audio(samples: np.ndarray, sample_rate: int, *, fmt: str = "auto", bitrate: int | None = None
+                 ) -> tuple[bytes, str]:
+    """Encode mono audio for an ``<audio>`` element: OGG/Opus (at the input rate when Opus supports it, else
+    16 kHz), or 16 kHz PCM16 WAV.
+
+    Parameters
+    ----------
+    samples : np.ndarray, shape (n,)
+        int16 PCM or float in [-1, 1].
+    sample_rate : int
+        Rate of ``samples``.
+    fmt : {"auto", "opus", "wav"}
+        ``auto`` picks Opus when libsndfile supports it.
+    bitrate : int, optional
+        Opus bits per second (default: :func:`opus_bitrate` of the duration).
+
+    Returns
+    -------
+    data : bytes
+        The encoded file.
+    mime : str
+        ``audio/ogg; codecs=opus`` or ``audio/wav``.
+    """
+    import soundfile as sf
+
+    if fmt not in ("auto", "opus", "wav"):
+        raise ValueError(f"audio format must be 'auto', 'opus' or 'wav', got {fmt!r}")
+    if fmt == "auto":
+        fmt = "opus" if opus_available() else "wav"
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate!r}")
+    x = _float_mono(samples)
+    buf = io.BytesIO()
+    if fmt == "opus":
+        rate = sample_rate if sample_rate in _OPUS_RATES else PLAYBACK_RATE
+        x = _resample(x, sample_rate, rate)
+        if x.size == 0:
+            x = np.zeros(rate // 10, dtype=np.float32)  # libsndfile cannot write an empty Opus stream
+        bps = bitrate or opus_bitrate(x.size / rate)
+        # libsndfile maps compression_level 0..1 linearly onto 256..6 kbit/s for Opus.
+        level = min(1.0, max(0.0, (256_000 - bps) / 250_000))
+        _write_blocks(buf, x, rate, format="OGG", subtype="OPUS", compression_level=level)
+        return buf.getvalue(), "audio/ogg; codecs=opus"
+    x = _resample(x, sample_rate, PLAYBACK_RATE)
+    sf.write(buf, x, PLAYBACK_RATE, format="WAV", subtype="PCM_16")
+    return buf.getvalue(), "audio/wav"
+
+
+def _write_blocks(buf: io.BytesIO, x: np.ndarray, rate: int, **kwargs: Any) -> None:
+    """Write in one-second blocks: libsndfile 1.2's Ogg writers crash on very large single writes."""
+    import soundfile as sf
+
+    with sf.SoundFile(buf, "w", samplerate=rate, channels=1, **kwargs) as fh:
+        for i in range(0, x.size, rate):
+            fh.write(x[i:i + rate])
+
+
+def jsonable(obj: Any) -> Any:
+    """A JSON-safe copy of an event dict (mappings → dicts, numpy scalars → Python, NaN → None)."""
+    return _clean(json.loads(json.dumps(obj, default=_default)))
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and v != v:
+        return None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_clean(x) for x in v]
+    return v
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, Mapping):  # e.g. rtlab.events.LazyEvent
+        return dict(o)
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, bytes):
+        return f"<{len(o)} bytes>"
+    return str(o)
