@@ -40,7 +40,14 @@ GA_TO_BETA_SERVER: MappingProxyType[str, str] = MappingProxyType(
     }
 )
 #: GA events that have no beta counterpart (the beta server does not send them).
-GA_ONLY_SERVER: frozenset[str] = frozenset({"conversation.item.done"})
+GA_ONLY_SERVER: frozenset[str] = frozenset(
+    {
+        "conversation.item.done",
+        # Not in the SDK's beta server-event union: diarization segments and idle timeouts are GA features.
+        "conversation.item.input_audio_transcription.segment",
+        "input_audio_buffer.timeout_triggered",
+    }
+)
 
 #: Session lifecycle events of a transcription session, per shape.
 TRANSCRIPTION_SESSION_EVENTS: MappingProxyType[Shape, MappingProxyType[str, str]] = MappingProxyType(

@@ -1,0 +1,314 @@
+"""The thin websockets adapter around :class:`rtlab.emulator.core.Session`, plus handshake routing and auth.
+
+:func:`route_request` is pure (path, query, headers → a :class:`Route` or an HTTP refusal), so the rules of the
+four paths rtlab serves are unit-testable without a socket:
+
+=========================================================  =========  ================================
+request                                                    dialect    session
+=========================================================  =========  ================================
+``/v1/realtime?model=M``                                   GA¹        realtime, model M
+``/v1/realtime?intent=transcription``                      GA¹        transcription
+``/openai/v1/realtime?model=DEPLOYMENT`` (Azure GA v1)     GA¹        realtime (or ``intent=``)
+``/openai/realtime?api-version=V&deployment=D``            beta       realtime (or ``&intent=transcription``)
+=========================================================  =========  ================================
+
+¹ beta when the request carries ``OpenAI-Beta: realtime=v1``.
+
+:class:`EmulatorServer` runs one :class:`~rtlab.emulator.core.Session` per connection. The session's work (ASR
+decoding, TTS) runs on a worker thread of its own, which takes client messages in arrival order and streams a
+response's audio between them, so one busy session never blocks the event loop or the other sessions, and the
+order of events within a session stays what the core decided. Keys are compared in constant time and never
+logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import itertools
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from rtlab.engines.base import EngineSet
+
+from .core import Session
+from .profiles import Profile, load_profile
+
+__all__ = ["EmulatorServer", "HttpRefusal", "Route", "route_request"]
+
+log = logging.getLogger("rtlab.emulator")
+
+#: Largest WebSocket message accepted; above MAX_APPEND_BYTES (as base64) so an oversized append gets an error
+#: event instead of a closed socket.
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a handshake leads: the session kind, dialect and model names."""
+
+    path: str  # "/v1/realtime" | "/openai/v1/realtime" | "/openai/realtime"
+    kind: str  # "realtime" | "transcription"
+    shape: str  # "ga" | "beta"
+    model: str | None  # as the client named it (a deployment name on Azure)
+
+
+@dataclass(frozen=True)
+class HttpRefusal:
+    """A refused handshake: HTTP status and a JSON error body."""
+
+    status: int
+    code: str
+    message: str
+    type: str = "invalid_request_error"
+
+    def body(self) -> bytes:
+        return json.dumps({"error": {"type": self.type, "code": self.code, "message": self.message,
+                                     "param": None}}).encode("utf-8")
+
+
+def _presented_key(headers: Mapping[str, str]) -> str | None:
+    auth = headers.get("authorization") or headers.get("Authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" else None
+    key = headers.get("api-key") or headers.get("Api-Key")
+    return key.strip() if key is not None else None
+
+
+def route_request(path_and_query: str, headers: Mapping[str, str], *, profile: Profile,
+                  api_key: str | None = None) -> Route | HttpRefusal:
+    """Decide what a WebSocket upgrade request gets (pure: no I/O).
+
+    Parameters
+    ----------
+    path_and_query : str
+        The request target, e.g. ``/v1/realtime?model=gpt-realtime``.
+    headers : Mapping[str, str]
+        Request headers (case-insensitive mapping preferred).
+    profile : Profile
+        Decides which paths exist and which session models the handshake accepts.
+    api_key : str, optional
+        The only key accepted; without it any non-empty key is accepted.
+    """
+    parts = urlsplit(path_and_query)
+    path = parts.path.rstrip("/") or "/"
+    query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    known = path in ("/v1/realtime", "/openai/v1/realtime", "/openai/realtime")
+    if not known or path not in profile.paths:
+        return HttpRefusal(404, "404", f"Resource not found: {path[:120]}.", type="not_found")
+    presented = _presented_key(headers)
+    if not presented:
+        return HttpRefusal(401, "invalid_api_key", "Missing API key. Pass it as 'Authorization: Bearer KEY' or in "
+                           "the 'api-key' header.", type="invalid_request_error")
+    if api_key is not None and not hmac.compare_digest(presented.encode(), api_key.encode()):
+        return HttpRefusal(401, "invalid_api_key", "Incorrect API key provided.", type="invalid_request_error")
+    kind = "transcription" if query.get("intent") == "transcription" else "realtime"
+    beta_header = (headers.get("openai-beta") or headers.get("OpenAI-Beta") or "").replace(" ", "")
+    shape = "beta" if path == "/openai/realtime" or "realtime=v1" in beta_header.split(",") else "ga"
+    if path == "/openai/realtime":
+        if not query.get("api-version"):
+            return HttpRefusal(400, "BadRequest", "Missing required query parameter 'api-version'.")
+        model = query.get("deployment") or None
+        if model is None:
+            return HttpRefusal(400, "BadRequest", "Missing required query parameter 'deployment'.")
+    else:
+        model = query.get("model") or None
+        if model is None and kind == "realtime":
+            return HttpRefusal(400, "missing_required_parameter", "Missing required parameter: 'model'. Use "
+                               "?model=NAME for a realtime session or ?intent=transcription.")
+    if kind == "realtime" and model is not None:
+        outcome = profile.session_outcome(model)
+        if outcome.outcome == "handshake_error":
+            return HttpRefusal(outcome.status or 400, outcome.code or "invalid_request_error",
+                               outcome.message or f"Model {model!r} is not supported.",
+                               type=outcome.type or "invalid_request_error")
+    return Route(path=path, kind=kind, shape=shape, model=model)
+
+
+_CLOSE = object()
+_WARMED: set[tuple[int, int]] = set()
+_WARM_LOCK = threading.Lock()
+
+
+def warm_up(engines: EngineSet) -> float:
+    """Load what the engines load lazily (TTS resampler, a decoder), once per engine set; returns seconds."""
+    import numpy as np
+
+    with _WARM_LOCK:
+        key = (id(engines.asr), id(engines.tts))
+        if key in _WARMED:
+            return 0.0
+        t0 = time.perf_counter()
+        try:
+            engines.tts.synthesize("Ready.", voice=None)
+            rec = engines.asr.stream()
+            rec.accept(np.zeros(4800, np.int16), 24000)
+            rec.finish()
+        except Exception:  # a broken engine shows up in the first session, as a failed event
+            log.exception("emulator: engine warm-up failed")
+        _WARMED.add(key)
+        return time.perf_counter() - t0
+
+
+class EmulatorServer:
+    """The emulator on a real socket. Use :func:`rtlab.emulator.start` (thread) or ``rtlab serve`` (CLI).
+
+    Parameters
+    ----------
+    engines : EngineSet
+        Shared by every session (the ASR engine pools its decoders; the TTS engine caches).
+    host, port : str, int
+        Where to listen; port 0 picks a free port (see :attr:`port` after :meth:`start`).
+    api_key : str, optional
+        The only key accepted at the handshake; None accepts any non-empty key.
+    profile : Profile or str
+    seed : int, optional
+        Session ``k`` (0, 1, 2, ... in connection order) uses seed ``"{seed}:{k}"``: ids are reproducible.
+    validate : bool
+        Validate every outgoing event against the SDK models in the core (debugging).
+    """
+
+    def __init__(self, *, engines: EngineSet, host: str = "127.0.0.1", port: int = 8765,
+                 api_key: str | None = None, profile: Profile | str = "openai", seed: int | None = None,
+                 validate: bool = False) -> None:
+        self.engines = engines
+        self.host = host
+        self.port = port
+        self._api_key = api_key
+        self.profile = load_profile(profile)
+        self.seed = seed
+        self.validate = validate
+        self._counter = itertools.count()
+        self._server: Any = None
+        self.sessions_opened = 0
+        # Speech synthesis runs here, off the session workers, so a session keeps taking audio meanwhile.
+        self._tts_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rtlab-tts")
+
+    def __repr__(self) -> str:
+        return (f"EmulatorServer(host={self.host!r}, port={self.port}, profile={self.profile.name!r}, "
+                f"api_key={'set' if self._api_key else 'any'})")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self, *, sock: Any = None) -> None:
+        """Warm the engines (once per engine set), bind, and accept connections (sets :attr:`port` when 0).
+
+        ``sock``: an already listening socket to accept on instead of binding ``host:port`` (``rtlab serve
+        --workers N`` shares one socket between worker processes).
+        """
+        await asyncio.to_thread(warm_up, self.engines)
+        where = {"sock": sock} if sock is not None else {"host": self.host, "port": self.port}
+        self._server = await serve(
+            self._handle, **where, process_request=self._process_request,
+            max_size=MAX_MESSAGE_BYTES, compression=None, server_header="rtlab-emulator",
+        )
+        sock = next(iter(self._server.sockets))
+        self.port = sock.getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        self._tts_pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------------------------------ handshake
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if urlsplit(request.path).path in ("/healthz", "/"):
+            return connection.respond(HTTPStatus.OK, "rtlab emulator\n")
+        result = route_request(request.path, request.headers, profile=self.profile, api_key=self._api_key)
+        if isinstance(result, HttpRefusal):
+            log.info("emulator: refused handshake %s -> %d %s", urlsplit(request.path).path, result.status,
+                     result.code)
+            headers = Headers([("Content-Type", "application/json")])
+            return Response(result.status, HTTPStatus(result.status).phrase, headers, result.body())
+        connection.rtlab_route = result  # type: ignore[attr-defined]
+        return None
+
+    # ------------------------------------------------------------------------------------------ sessions
+    async def _handle(self, ws: ServerConnection) -> None:
+        route: Route = ws.rtlab_route  # type: ignore[attr-defined]
+        k = next(self._counter)
+        self.sessions_opened += 1
+        seed = None if self.seed is None else f"{self.seed}:{k}"
+        session = Session(engines=self.engines, kind=route.kind, shape=route.shape, model=route.model,
+                          profile=self.profile, seed=seed, validate=self.validate, run_async=self._tts_pool.submit)
+        loop = asyncio.get_running_loop()
+        outq: asyncio.Queue[str | None] = asyncio.Queue()
+        inq: queue.Queue[Any] = queue.Queue()
+        worker = threading.Thread(target=self._work, args=(session, inq, outq, loop), daemon=True,
+                                  name=f"rtlab-session-{k}")
+        worker.start()
+        sender = asyncio.create_task(self._send(ws, outq))
+        try:
+            async for message in ws:
+                inq.put(message)
+        except ConnectionClosed:
+            pass
+        finally:
+            inq.put(_CLOSE)
+            await asyncio.to_thread(worker.join)
+            outq.put_nowait(None)
+            try:
+                await sender
+            except Exception:  # the peer went away mid-send
+                pass
+
+    @staticmethod
+    async def _send(ws: ServerConnection, outq: asyncio.Queue[str | None]) -> None:
+        while (text := await outq.get()) is not None:
+            try:
+                await ws.send(text)
+            except ConnectionClosed:
+                while await outq.get() is not None:  # drain until the worker is done
+                    pass
+                return
+
+    @staticmethod
+    def _work(session: Session, inq: queue.Queue, outq: asyncio.Queue, loop: asyncio.AbstractEventLoop) -> None:
+        def emit(event: dict) -> None:
+            loop.call_soon_threadsafe(outq.put_nowait, json.dumps(event))
+
+        try:
+            for event in session.start():
+                emit(event)
+            idle_pumps = 0
+            while True:
+                try:
+                    # Client messages first; between them, stream the active response. While its speech is
+                    # still being synthesized (pump gives nothing), wait briefly for either.
+                    wait = None if not session.pending() else (0.005 if idle_pumps else 0)
+                    message = inq.get(block=wait is None or wait > 0, timeout=wait)
+                except queue.Empty:
+                    events = session.pump()
+                    idle_pumps = 0 if events else 1
+                    for event in events:
+                        emit(event)
+                    continue
+                if message is _CLOSE:
+                    break
+                for event in session.iter_receive(message):
+                    emit(event)
+        except RuntimeError:  # the loop closed under us (server stopping)
+            pass
+        except Exception:
+            log.exception("emulator: session worker crashed")
+        finally:
+            session.close()
