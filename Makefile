@@ -27,7 +27,7 @@ demo: setup
 
 test: setup
 	@$(SYSPKG) chromium=chromium
-	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
+	RTLAB_TARGET=local $(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
 
 test-fast: setup
 	$(PY) -m pytest tests -m "not browser and not slow" -x -q

@@ -65,8 +65,11 @@ RESULT_COLUMNS = [
 def _provider_of(target: Any) -> str:
     provider = getattr(target, "provider", "openai")
     if provider == "local":
-        profile = str(getattr(target, "provider_profile", "openai"))
-        return "azure" if "azure" in profile else "openai"
+        from .emulator.profiles import load_profile
+
+        # Azure-like endpoints map deployment names to models; a probed or bundled azure profile does.
+        profile = load_profile(getattr(target, "provider_profile", "openai"))
+        return "azure" if profile.deployments is not None or "azure" in profile.name else "openai"
     return "azure" if provider == "azure" else "openai"
 
 
@@ -208,7 +211,9 @@ async def aprobe(target: Any, models: list[str] | tuple[str, ...] = DEFAULT_MODE
     rows = await asyncio.gather(*(one(m, s) for m, s in jobs))
     if bar is not None:
         bar.close()
-    return ProbeResult(pd.DataFrame(rows, columns=RESULT_COLUMNS), target=target, clip=clip_path.name)
+    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    frame["http_status"] = frame["http_status"].astype("Int64")  # an HTTP status is an integer, or missing
+    return ProbeResult(frame, target=target, clip=clip_path.name)
 
 
 def probe(target: Any, models=DEFAULT_MODELS, **kw) -> ProbeResult:
@@ -242,13 +247,15 @@ class ProbeResult:
 
     def matrix(self) -> Any:
         """Model × surface table of outcomes (``ok``, ``handshake-refused 400``, ``error-event CODE``...)."""
+        import pandas as pd
+
         df = self.frame.copy()
 
         def cell(r):
             if r["outcome"] == "ok":
                 return "ok (streams)" if r["deltas_stream"] else "ok"
             detail = r["http_status"] if r["outcome"] == "handshake-refused" else r["error_code"]
-            return f"{r['outcome']} {detail}" if detail is not None and detail == detail else r["outcome"]
+            return r["outcome"] if detail is None or pd.isna(detail) else f"{r['outcome']} {detail}"
 
         df["result"] = df.apply(cell, axis=1)
         return df.pivot(index="model", columns="surface", values="result").reindex(
