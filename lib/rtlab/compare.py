@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     voice_config = SessionConfig.realtime(model=args.voice_model, transcription=args.in_session_model)
     turns, logs = compare(args.audio, target=target, voice_config=voice_config, sidecars=sidecars,
                           out=args.out, references=references, speed=args.speed, chunk_ms=args.chunk_ms,
-                          progress=not args.quiet, on_error=report_error)
+                          progress=not args.quiet and sys.stderr.isatty(), on_error=report_error)
     if not logs:
         print("rtlab compare: no file could be processed", file=sys.stderr)
         return 1

@@ -389,7 +389,7 @@ class Run:
             for leg in self.legs:
                 leg.queue.put_nowait(chunk)
             if bar is not None:
-                bar.update(chunk.duration_ms / 1000)
+                bar.update(round(chunk.duration_ms / 1000, 3))
             await asyncio.sleep(0)  # let the legs send as the audio flows
         for leg in self.legs:
             leg.queue.put_nowait(None)
@@ -411,7 +411,8 @@ def _progress(total_s: float, enabled: bool):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=round(total_s, 2), unit="s audio", leave=False)
+    return tqdm(total=round(total_s, 2), leave=False,
+                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]")
 
 
 def open_log(out: str | Path | None, meta: dict) -> Any:
