@@ -277,11 +277,7 @@ class RemoteLeg(Leg):
         ):
             s.transcribed.add(event.get("item_id"))
         elif etype == "response.created":
-            resp = event.get("response") or {}
-            rid = resp.get("id")
-            item = (resp.get("metadata") or {}).get("rtlab_item_id")
-            if item and rid:
-                s.oob_responses[rid] = item
+            rid = (event.get("response") or {}).get("id")  # oob responses were tagged by _register_oob
             if rid:
                 s.active_responses.add(rid)
         elif etype == "response.done":
