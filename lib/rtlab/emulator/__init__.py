@@ -25,12 +25,16 @@ from types import TracebackType
 from rtlab.engines.base import EngineSet
 from rtlab.errors import RtlabError
 
+from .adapter import Close, Later, serve_session
 from .core import Session, reply_text
 from .profiles import Profile, load_profile
 from .server import EmulatorServer, Route, route_request
 from .states import TRANSITIONS, edges
 
 __all__ = [
+    "Close",
+    "Later",
+    "serve_session",
     "EmulatorHandle",
     "EmulatorServer",
     "Profile",

@@ -28,7 +28,6 @@ import hmac
 import itertools
 import json
 import logging
-import queue
 import threading
 import time
 from collections.abc import Mapping
@@ -40,11 +39,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from rtlab.engines.base import EngineSet
 
+from .adapter import serve_session
 from .core import Session
 from .profiles import Profile, load_profile
 
@@ -140,7 +139,6 @@ def route_request(path_and_query: str, headers: Mapping[str, str], *, profile: P
     return Route(path=path, kind=kind, shape=shape, model=model)
 
 
-_CLOSE = object()
 _WARMED: set[tuple[int, int]] = set()
 _WARM_LOCK = threading.Lock()
 
@@ -250,65 +248,4 @@ class EmulatorServer:
         seed = None if self.seed is None else f"{self.seed}:{k}"
         session = Session(engines=self.engines, kind=route.kind, shape=route.shape, model=route.model,
                           profile=self.profile, seed=seed, validate=self.validate, run_async=self._tts_pool.submit)
-        loop = asyncio.get_running_loop()
-        outq: asyncio.Queue[str | None] = asyncio.Queue()
-        inq: queue.Queue[Any] = queue.Queue()
-        worker = threading.Thread(target=self._work, args=(session, inq, outq, loop), daemon=True,
-                                  name=f"rtlab-session-{k}")
-        worker.start()
-        sender = asyncio.create_task(self._send(ws, outq))
-        try:
-            async for message in ws:
-                inq.put(message)
-        except ConnectionClosed:
-            pass
-        finally:
-            inq.put(_CLOSE)
-            await asyncio.to_thread(worker.join)
-            outq.put_nowait(None)
-            try:
-                await sender
-            except Exception:  # the peer went away mid-send
-                pass
-
-    @staticmethod
-    async def _send(ws: ServerConnection, outq: asyncio.Queue[str | None]) -> None:
-        while (text := await outq.get()) is not None:
-            try:
-                await ws.send(text)
-            except ConnectionClosed:
-                while await outq.get() is not None:  # drain until the worker is done
-                    pass
-                return
-
-    @staticmethod
-    def _work(session: Session, inq: queue.Queue, outq: asyncio.Queue, loop: asyncio.AbstractEventLoop) -> None:
-        def emit(event: dict) -> None:
-            loop.call_soon_threadsafe(outq.put_nowait, json.dumps(event))
-
-        try:
-            for event in session.start():
-                emit(event)
-            idle_pumps = 0
-            while True:
-                try:
-                    # Client messages first; between them, stream the active response. While its speech is
-                    # still being synthesized (pump gives nothing), wait briefly for either.
-                    wait = None if not session.pending() else (0.005 if idle_pumps else 0)
-                    message = inq.get(block=wait is None or wait > 0, timeout=wait)
-                except queue.Empty:
-                    events = session.pump()
-                    idle_pumps = 0 if events else 1
-                    for event in events:
-                        emit(event)
-                    continue
-                if message is _CLOSE:
-                    break
-                for event in session.iter_receive(message):
-                    emit(event)
-        except RuntimeError:  # the loop closed under us (server stopping)
-            pass
-        except Exception:
-            log.exception("emulator: session worker crashed")
-        finally:
-            session.close()
+        await serve_session(ws, session, name=f"rtlab-session-{k}")

@@ -42,7 +42,7 @@ import time
 import numpy as np
 import pocketsphinx
 
-from rtlab.engines.base import Transcript, Word
+from rtlab.engines.base import Stability, Transcript, Word
 from rtlab.engines.resample import StreamingResampler
 from rtlab.errors import AudioError, ConfigError, RtlabError
 
@@ -384,11 +384,13 @@ class PocketSphinxAsr:
         keywords: list[str] | None = None,
         language: str | None = None,
         context: AcousticContext | None = None,
+        stability: Stability | None = None,
     ) -> PocketSphinxStream:
         """Start decoding one utterance; feed it with ``accept()``.
 
         ``keywords`` is ignored (see class notes). ``context`` (one :class:`AcousticContext` per session)
-        carries channel adaptation from this session's previous turns.
+        carries channel adaptation from this session's previous turns. ``stability`` overrides the engine's
+        ``partial_interval_ms``/``guard_ms`` for this stream (e.g. a ``delay`` setting).
         """
         _check_language(language)
         if context is not None and not isinstance(context, AcousticContext):
@@ -397,11 +399,15 @@ class PocketSphinxAsr:
             self,
             self._acquire(context),
             context=context,
-            partial_interval_ms=self.partial_interval_ms,
-            guard_ms=self.guard_ms,
+            partial_interval_ms=self.partial_interval_ms if stability is None else stability.partial_interval_ms,
+            guard_ms=self.guard_ms if stability is None else stability.guard_ms,
             keywords=keywords,
             language=language,
         )
+
+    def new_context(self) -> AcousticContext:
+        """A fresh per-stream :class:`AcousticContext` (channel adaptation carried across one stream's turns)."""
+        return AcousticContext()
 
     def transcribe(self, pcm: np.ndarray, sample_rate: int, **kw: object) -> Transcript:
         """Decode a whole utterance (1-D int16 at ``sample_rate``). Accepts ``keywords=`` and ``language=``."""

@@ -30,6 +30,18 @@ class Transcript:
     audio_ms: float = 0.0  # duration of audio decoded
 
 
+@dataclass(frozen=True)
+class Stability:
+    """How eagerly a streaming recognizer calls a word stable (LocalAgreement-2, see :mod:`rtlab.engines.asr`).
+
+    ``partial_interval_ms``: audio between two compared partial hypotheses; ``guard_ms``: a word must have ended
+    this long before the newest audio. Smaller values give earlier deltas and lower accuracy.
+    """
+
+    partial_interval_ms: int = 100
+    guard_ms: int = 100
+
+
 @runtime_checkable
 class Vad(Protocol):
     """Frame-level voice activity: the emulator's turn logic (threshold, padding, silence) sits on top."""
