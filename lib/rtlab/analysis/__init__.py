@@ -1,0 +1,1 @@
+"""Analysis (layer: analysis): turns, alignment, metrics, cost and diagnosis, computed from event logs."""
