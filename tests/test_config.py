@@ -19,7 +19,6 @@ from openai.types.realtime import (
 
 from rtlab import ConfigError, RtlabError
 from rtlab.config import (
-    GA_ONLY_FIELDS,
     RULES,
     SHAPE_MAP,
     UNSET,
@@ -42,10 +41,13 @@ from rtlab.config import (
 from rtlab.protocol import (
     DIALECTS,
     LOGPROBS_INCLUDE,
-    REALTIME_MODELS,
     SERVER_VAD_DEFAULTS,
     TRANSCRIPTION_MODELS,
+    VOICE_MODELS,
 )
+from rtlab.protocol.rules import GA_ONLY_FIELDS
+
+REALTIME_MODELS = [m.name for m in VOICE_MODELS.values() if m.api == "realtime"]
 
 ALL_DIALECTS = list(DIALECTS)
 GA_DIALECTS = [d for d, s in DIALECTS.items() if s == "ga"]
@@ -62,7 +64,7 @@ def models_with(flag: str, value: bool = True) -> list[str]:
 class TestSessionConfig:
     def test_realtime_defaults(self):
         cfg = SessionConfig.realtime()
-        assert cfg.kind == "realtime" and cfg.model == "gpt-realtime"
+        assert cfg.kind == "realtime" and cfg.model == "gpt-realtime-2.1"
         assert cfg.transcription == Transcription(model="gpt-realtime-whisper")
         assert cfg.turn_detection == TurnDetection(type="server_vad", **SERVER_VAD_DEFAULTS)
         assert cfg.noise_reduction is UNSET
@@ -146,7 +148,7 @@ class TestSessionConfig:
     def test_short_repr(self):
         cfg = SessionConfig.realtime(instructions="You are a very patient teacher of phonetics.")
         text = repr(cfg)
-        assert text.startswith("SessionConfig(realtime, model='gpt-realtime', transcription='gpt-realtime-whisper'")
+        assert text.startswith("SessionConfig(realtime, model='gpt-realtime-2.1', transcription='gpt-realtime-whisper'")
         assert "turn_detection='server_vad'" in text and "..." in text and len(text) < 250
 
 
@@ -165,7 +167,7 @@ def test_render_realtime_ga_exact():
         "type": "session.update",
         "session": {
             "type": "realtime",
-            "model": "gpt-realtime",
+            "model": "gpt-realtime-2.1",
             "instructions": "Be brief.",
             "output_modalities": ["audio"],
             "audio": {
@@ -188,7 +190,7 @@ def test_render_realtime_beta_exact(dialect):
     assert render(REALTIME, dialect) == {
         "type": "session.update",
         "session": {
-            "model": "gpt-realtime",
+            "model": "gpt-realtime-2.1",
             "instructions": "Be brief.",
             "modalities": ["text", "audio"],
             "input_audio_format": "pcm16",
@@ -372,6 +374,8 @@ def valid_configs(draw, dialect: str, realtime_models=REALTIME_MODELS, tx_models
     shape = DIALECTS[dialect]
     kind = draw(st.sampled_from(["realtime", "transcription"]))
     tx_models = list(tx_models or TRANSCRIPTION_MODELS)
+    if kind == "realtime":  # only models that may transcribe a voice session's input
+        tx_models = [m for m in tx_models if m not in TRANSCRIPTION_MODELS or TRANSCRIPTION_MODELS[m].in_session]
     name = draw(st.sampled_from(tx_models))
     cap = TRANSCRIPTION_MODELS.get(name)
 
@@ -500,9 +504,14 @@ AZ_DEPLOYMENTS = {"my-whisper": "gpt-realtime-whisper", "my-4o": "gpt-4o-transcr
 #: rule id -> (config, dialect, deployments) that breaks exactly that rule first.
 VIOLATING: dict[str, tuple[SessionConfig, str, dict | None]] = {
     "pcm-rate": (SessionConfig.transcription(model="gpt-4o-transcribe", pcm_rate=16000), "openai-ga", None),
-    "not-a-session-model": (SessionConfig.realtime(model="gpt-realtime-whisper"), "openai-ga", None),
+    "transcription-model-required": (SessionConfig.realtime(transcription=Transcription(language="en")),
+                                     "openai-ga", None),
+    "transcription-model-as-session-model": (SessionConfig.realtime(model="gpt-realtime-whisper"), "openai-ga",
+                                             None),
+    "live-model-as-realtime-model": (SessionConfig.realtime(model="gpt-live-1"), "openai-ga", None),
     "azure-unknown-deployment": (SessionConfig.realtime(transcription="gpt-realtime-whisper"), "azure-ga",
                                  AZ_DEPLOYMENTS),
+    "not-in-session": (SessionConfig.realtime(transcription="gpt-live-transcribe"), "openai-ga", None),
     "prompt-unsupported": (SessionConfig.realtime(prompt="Acme, Inc."), "openai-ga", None),
     "vad-in-transcription-session": (SessionConfig.transcription(model="gpt-realtime-whisper",
                                                                  turn_detection="server_vad"), "openai-ga", None),
@@ -525,8 +534,13 @@ VIOLATING: dict[str, tuple[SessionConfig, str, dict | None]] = {
 #: rule id -> the closest config that is fine (same dialect unless the dialect is the point).
 NEAR_MISS: dict[str, tuple[SessionConfig, str, dict | None]] = {
     "pcm-rate": (SessionConfig.transcription(model="gpt-4o-transcribe", pcm_rate=24000), "openai-ga", None),
-    "not-a-session-model": (SessionConfig.realtime(model="gpt-realtime"), "openai-ga", None),
+    "transcription-model-required": (SessionConfig.realtime(transcription=Transcription(model="whisper-1",
+                                                                                         language="en")),
+                                     "openai-ga", None),
+    "transcription-model-as-session-model": (SessionConfig.realtime(model="gpt-realtime-2.1"), "openai-ga", None),
+    "live-model-as-realtime-model": (SessionConfig.realtime(model="gpt-realtime-2.1"), "openai-ga", None),
     "azure-unknown-deployment": (SessionConfig.realtime(transcription="my-whisper"), "azure-ga", AZ_DEPLOYMENTS),
+    "not-in-session": (SessionConfig.transcription(model="gpt-live-transcribe"), "openai-ga", None),
     "prompt-unsupported": (SessionConfig.realtime(transcription="gpt-4o-transcribe", prompt="Acme, Inc."),
                            "openai-ga", None),
     "vad-in-transcription-session": (SessionConfig.transcription(model="gpt-4o-transcribe",
@@ -554,7 +568,7 @@ def test_every_rule_has_a_violating_and_a_valid_example():
     assert len(ids) == len(set(ids)), "rule ids must be unique"
     assert set(VIOLATING) == set(ids), "a rule was added or removed: give it a violating example here"
     assert set(NEAR_MISS) == set(ids)
-    assert len(RULES) == 13
+    assert len(RULES) == 16
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
@@ -566,10 +580,11 @@ def test_rule_fires_with_field_model_and_fix(rule):
     assert isinstance(err, ConfigError) and isinstance(err, RtlabError)
     assert err.rule == rule.id and err.field == rule.field
     assert str(err).startswith(f"{rule.field}: ") and err.fix and f"Fix: {err.fix}" in str(err)
-    named = rule.subject_model(cfg)
+    named = cfg.model if rule.subject == "session" or (rule.subject == "auto" and cfg.kind == "realtime") \
+        else cfg.transcription.model
     assert named == (cfg.model if rule.subject == "session" or (rule.subject == "auto" and cfg.kind == "realtime")
                      else cfg.transcription.model)
-    assert err.model == named and named in str(err)
+    assert err.model == named and (named is None or named in str(err))
     assert [v.rule for v in violations(cfg, dialect, deployments=deployments)][0] == rule.id
 
 
@@ -590,14 +605,16 @@ def test_render_can_skip_the_rules_for_probing():
 def test_rules_follow_the_capability_table(name):
     cap = TRANSCRIPTION_MODELS[name]
     checks = {
-        "prompt-unsupported": (cap.prompt, SessionConfig.realtime(transcription=name, prompt="p")),
-        "delay-unsupported": (cap.delay, SessionConfig.realtime(transcription=name, delay="high")),
+        "prompt-unsupported": (cap.prompt, SessionConfig.transcription(model=name, turn_detection=None, prompt="p")),
+        "delay-unsupported": (cap.delay, SessionConfig.transcription(model=name, turn_detection=None,
+                                                                     delay="high")),
         "languages-unsupported": (cap.languages_keywords,
                                   SessionConfig.transcription(model=name, turn_detection=None, languages=["en"])),
         "keywords-unsupported": (cap.languages_keywords,
                                  SessionConfig.transcription(model=name, turn_detection=None, keywords=["k"])),
         "vad-in-transcription-session": (cap.vad_in_transcription_session,
                                          SessionConfig.transcription(model=name, turn_detection="semantic_vad")),
+        "not-in-session": (cap.in_session, SessionConfig.realtime(transcription=name)),
     }
     for rule_id, (allowed, cfg) in checks.items():
         fired = {v.rule for v in violations(cfg, "openai-ga")}
@@ -637,7 +654,7 @@ def test_ga_only_fields_are_absent_from_the_sdk_beta_types():
     def unwrap(annotation):
         return next(a for a in typing.get_args(annotation) if a is not type(None))
 
-    for path, kinds in GA_ONLY_FIELDS:
+    for path, _ga_path, _beta_key, kinds in GA_ONLY_FIELDS:
         for kind in kinds:
             model = beta_session[kind]
             *parents, leaf = path.split(".")

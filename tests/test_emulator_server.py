@@ -215,7 +215,7 @@ def test_ga_realtime_three_turns_with_in_session_transcription(server, monologue
     assert len(c.of("conversation.item.added")) == len(c.of("conversation.item.done"))
 
 
-@pytest.mark.parametrize("model,streaming,usage", [("gpt-live-transcribe", True, "tokens"),
+@pytest.mark.parametrize("model,streaming,usage", [("gpt-4o-mini-transcribe", False, "tokens"),
                                                    ("gpt-4o-transcribe", False, "tokens"),
                                                    ("whisper-1", False, "duration")])
 def test_ga_transcription_session_three_turns(server, monologue, model, streaming, usage):
@@ -383,7 +383,7 @@ def test_server_vad_with_realtime_whisper_in_transcription_session_is_refused(se
     err, ok = asyncio.run(main())
     assert err["error"]["code"] == "invalid_value"
     assert err["error"]["param"] == "session.audio.input.turn_detection"
-    assert "gpt-realtime-whisper" in err["error"]["message"]
+    assert err["error"]["message"] == "Turn detection is not supported for this transcription model."  # reported text
     assert ok["session"]["audio"]["input"]["transcription"]["model"] == "gpt-realtime-whisper"
 
 

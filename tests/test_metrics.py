@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import random
 
 import jiwer
@@ -15,7 +16,7 @@ from rtlab import metrics
 from rtlab.events import EventLog
 from rtlab.metrics import agreement, cost, latency_summary, normalize, score_turns, summary, wer
 from rtlab.paths import data_dir
-from rtlab.protocol import REALTIME_MODELS, TRANSCRIPTION_MODELS
+from rtlab.protocol import TRANSCRIPTION_MODELS, VOICE_MODELS
 from rtlab.subtitles import to_srt, to_webvtt, write_subtitles
 
 
@@ -168,8 +169,8 @@ class TestPriceTable:
     def test_covers_known_models_and_marks_provenance(self):
         table = json.loads((data_dir() / "prices.json").read_text())
         dt.date.fromisoformat(table["as_of"])
-        for name in [*TRANSCRIPTION_MODELS, *REALTIME_MODELS]:
-            entry = table["models"][name]
+        for name in [*TRANSCRIPTION_MODELS, *(m.name for m in VOICE_MODELS.values() if m.api == "realtime")]:
+            entry = table["models"].get(name) or table["models"][re.sub(r"-\d{4}-\d{2}-\d{2}$", "", name)]
             assert entry.get("per_audio_minute") is not None or entry.get("per_1m_tokens"), name
             assert set(entry["provenance"].values()) <= {"published", "estimate", "exact"}, name
             assert set(entry["provenance"]) <= {"per_audio_minute", "per_1m_tokens"}, name

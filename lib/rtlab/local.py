@@ -18,13 +18,13 @@ from .session import Leg, Run
 class LocalLeg(Leg):
     """A transcription session of the local engine, fed the run's chunks in-process."""
 
-    def __init__(self, source: str, *, model: str = "gpt-live-transcribe", engines: Any = None, seed: int = 0,
+    def __init__(self, source: str, *, model: str = "gpt-realtime-whisper", engines: Any = None, seed: int = 0,
                  turn_detection: dict | None = None):
         super().__init__(source)
         self.model = model
         self.engines = engines
         self.seed = seed
-        self.turn_detection = turn_detection or {"type": "server_vad"}
+        self.turn_detection = turn_detection or {"type": "server_vad", "create_response": False}
 
     def session_update(self, fmt: str) -> dict:
         from .protocol import audio_format_to_ga
@@ -32,7 +32,7 @@ class LocalLeg(Leg):
         return {
             "type": "session.update",
             "session": {
-                "type": "transcription",
+                "type": "realtime",
                 "audio": {
                     "input": {
                         "format": audio_format_to_ga(fmt),
@@ -64,7 +64,8 @@ class LocalLeg(Leg):
         from .engines import default_engines
 
         engines = self.engines or await asyncio.to_thread(default_engines)
-        core = Session(engines=engines, kind="transcription", shape="ga", seed=f"{self.seed}:{self.source}")
+        # A realtime-kind core without responses: server VAD turns with a streaming transcription model.
+        core = Session(engines=engines, kind="realtime", shape="ga", seed=f"{self.seed}:{self.source}")
         self._record(run, core.start())
         update = self.session_update(run.fmt)
         run.log.record("client", self.source, update, audio_ms=run.clock_ms())

@@ -55,7 +55,7 @@ class LocalSidecar:
     """The local engine (VAD + streaming ASR), in-process."""
 
     source: str = SIDECAR_LOCAL
-    model: str = "gpt-live-transcribe"  # which model's event behaviour the local engine mimics (streaming)
+    model: str = "gpt-realtime-whisper"  # which model's event behaviour the local engine mimics (streaming)
 
 
 @dataclass(frozen=True)

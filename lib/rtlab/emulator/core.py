@@ -44,11 +44,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from rtlab import protocol as P
 from rtlab.audio import decode_g711, encode_g711
-from rtlab.config import session_from_ga, session_to_ga
 from rtlab.engines.base import EngineSet, Transcript
 from rtlab.engines.resample import StreamingResampler
 from rtlab.engines.turns import TurnDetector
 from rtlab.errors import ConfigError
+from rtlab.protocol import rules as R
+from rtlab.protocol.events import CLIENT_EVENTS, client_events
+from rtlab.protocol.shapes import beta_payload, session_from_ga, session_to_ga
 
 from .profiles import Profile, load_profile
 from .states import Machine, Rejected
@@ -59,8 +61,6 @@ from .validation import validate_server_event
 
 __all__ = [
     "CLIENT_EVENTS",
-    "RULES",
-    "Rule",
     "Session",
     "reply_text",
 ]
@@ -77,30 +77,6 @@ DEFAULT_INSTRUCTIONS = (
 TRANSCRIBE_AUDIO_TOKENS_PER_S = 1000 / 60  # ≈ $0.006/min at $6 per 1M audio tokens (gpt-4o-transcribe)
 REALTIME_AUDIO_IN_TOKENS_PER_S = 10.0
 REALTIME_AUDIO_OUT_TOKENS_PER_S = 20.0
-
-#: Client events each session kind understands (GA names; ``transcription_session.update`` is beta only).
-CLIENT_EVENTS: dict[str, tuple[str, ...]] = {
-    "realtime": (
-        "session.update",
-        "input_audio_buffer.append",
-        "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
-        "conversation.item.create",
-        "conversation.item.retrieve",
-        "conversation.item.truncate",
-        "conversation.item.delete",
-        "response.create",
-        "response.cancel",
-    ),
-    "transcription": (
-        "session.update",
-        "input_audio_buffer.append",
-        "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
-        "conversation.item.retrieve",
-        "conversation.item.delete",
-    ),
-}
 
 # Keys of a session object that a session.update replaces as a whole (all others merge key by key).
 _REPLACE_KEYS = frozenset(
@@ -146,81 +122,6 @@ class ProtocolError(Exception):
         self.message = message
         self.param = param
         self.type = type
-
-
-# --------------------------------------------------------------------------------------------------
-# Rules the service applies to a session configuration, whatever the endpoint (data, not ifs).
-# --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RuleContext:
-    kind: str  # "realtime" | "transcription"
-    session: dict  # the merged GA session object
-    model: str | None  # resolved transcription model (deployment mapped), None without transcription
-    cap: P.TranscriptionModel | None  # its capability row, None for an unknown model
-
-    @property
-    def input(self) -> dict:
-        return (self.session.get("audio") or {}).get("input") or {}
-
-    @property
-    def transcription(self) -> dict:
-        return self.input.get("transcription") or {}
-
-
-@dataclass(frozen=True)
-class Rule:
-    """``violated(ctx)`` true → the session.update is refused with this error."""
-
-    name: str
-    violated: Callable[[RuleContext], bool]
-    code: str
-    param: str
-    message: Callable[[RuleContext], str]
-
-
-def _pcm_rate(where: str) -> Callable[[RuleContext], bool]:
-    def check(ctx: RuleContext) -> bool:
-        fmt = ((ctx.session.get("audio") or {}).get(where) or {}).get("format") or {}
-        return fmt.get("type") == "audio/pcm" and fmt.get("rate", SAMPLE_RATE) != SAMPLE_RATE
-    return check
-
-
-def _rate_of(ctx: RuleContext, where: str) -> Any:
-    return (((ctx.session.get("audio") or {}).get(where) or {}).get("format") or {}).get("rate")
-
-
-RULES: tuple[Rule, ...] = (
-    Rule("pcm_input_rate", _pcm_rate("input"), "invalid_value", "session.audio.input.format.rate",
-         lambda c: f"Invalid value: {_rate_of(c, 'input')!r}. Supported values are: 24000."),
-    Rule("pcm_output_rate", _pcm_rate("output"), "invalid_value", "session.audio.output.format.rate",
-         lambda c: f"Invalid value: {_rate_of(c, 'output')!r}. Supported values are: 24000."),
-    Rule("transcription_model_required",
-         lambda c: bool(c.input.get("transcription") is not None and not c.transcription.get("model")),
-         "missing_required_parameter", "session.audio.input.transcription.model",
-         lambda c: "Missing required parameter: 'session.audio.input.transcription.model'."),
-    Rule("no_vad_in_transcription_session",
-         lambda c: c.kind == "transcription" and c.cap is not None and not c.cap.vad_in_transcription_session
-         and c.input.get("turn_detection") is not None,
-         "invalid_value", "session.audio.input.turn_detection",
-         lambda c: f"Turn detection is not supported with {c.model} in transcription sessions. "
-                   "Set session.audio.input.turn_detection to null and commit the input audio buffer yourself."),
-    Rule("prompt_not_supported",
-         lambda c: c.cap is not None and not c.cap.prompt and bool(c.transcription.get("prompt")),
-         "invalid_value", "session.audio.input.transcription.prompt",
-         lambda c: f"prompt is not supported with {c.model}."
-                   + (" Use keywords instead." if c.cap and c.cap.languages_keywords else "")),
-    Rule("delay_only_realtime_whisper",
-         lambda c: c.transcription.get("delay") is not None
-         and (c.cap is None or not c.cap.delay or c.kind != "realtime"),
-         "invalid_value", "session.audio.input.transcription.delay",
-         lambda c: "delay is only supported with gpt-realtime-whisper in realtime sessions."),
-    Rule("languages_keywords_only_gpt_transcribe",
-         lambda c: (c.transcription.get("languages") is not None or c.transcription.get("keywords") is not None)
-         and (c.cap is None or not c.cap.languages_keywords),
-         "invalid_value", "session.audio.input.transcription",
-         lambda c: "languages and keywords are only supported with gpt-transcribe and gpt-live-transcribe."
-                   f" Got model {c.model!r}."),
-)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -548,11 +449,7 @@ class Session:
         return event
 
     def _supported(self) -> tuple[str, ...]:
-        events = CLIENT_EVENTS[self.kind]
-        if self.shape == "beta" and self.kind == "transcription":
-            events = tuple(P.TRANSCRIPTION_SESSION_EVENTS["beta"]["update"] if e == "session.update" else e
-                           for e in events)
-        return events
+        return client_events(self.kind, self.shape)  # type: ignore[arg-type]
 
     def _dispatch(self, event: dict) -> Iterator[dict]:
         etype = event["type"]
@@ -579,7 +476,7 @@ class Session:
             return None
         event = {"type": name, "event_id": self._id("event"), **fields}
         if self.shape == "beta":
-            event = _to_beta_payload(event)
+            event = beta_payload(event)
         if self.validate:
             validate_server_event(event, self.shape)
         return event
@@ -650,11 +547,11 @@ class Session:
         _check_session_types(merged, self.kind)
         tr = ((merged.get("audio") or {}).get("input") or {}).get("transcription")
         name = tr.get("model") if isinstance(tr, dict) else None
-        resolved = self.profile.resolve_model(name) if name else None
-        ctx = RuleContext(self.kind, merged, resolved, P.transcription_model(resolved) if resolved else None)
-        for rule in RULES:
-            if rule.violated(ctx):
-                raise ProtocolError(rule.code, rule.message(ctx), param=rule.param)
+        ctx = R.RuleInput.build(self.kind, merged, shape=self.shape, provider=self.profile.provider,
+                                deployments=self.profile.deployments, session_model=self.model_name)
+        for rule in R.check(ctx, where=("session.update",)):
+            raise ProtocolError(rule.server.code, R.server_message(rule, ctx), param=rule.server.param,
+                                type=rule.server.type)
         if name:
             outcome = self.profile.transcription_outcome(self.surface, name)
             if outcome.outcome == "error_event":
@@ -1347,47 +1244,10 @@ def _copy(obj: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------------
-# The beta dialect at the edge: payload shapes (names come from rtlab.protocol).
+# The beta dialect at the edge: payload shapes come from rtlab.protocol.shapes.
 # --------------------------------------------------------------------------------------------------
-_BETA_CONTENT = {"output_audio": "audio", "output_text": "text"}
-
-
-def _beta_item(item: dict) -> dict:
-    out = dict(item)
-    out["content"] = [{**c, "type": _BETA_CONTENT.get(c.get("type"), c.get("type"))} for c in item.get("content", [])]
-    return out
-
-
-def _beta_response(resp: dict) -> dict:
-    out = {k: v for k, v in resp.items() if k not in ("output_modalities", "audio")}
-    out["modalities"] = resp.get("output_modalities")
-    fmt = ((resp.get("audio") or {}).get("output") or {}).get("format")
-    if isinstance(fmt, dict):
-        out["output_audio_format"] = _format_to_beta(fmt)
-    out["voice"] = ((resp.get("audio") or {}).get("output") or {}).get("voice")
-    out["output"] = [_beta_item(i) for i in resp.get("output") or []]
-    if out.get("modalities") == ["audio"]:
-        out["modalities"] = ["audio", "text"]
-    return out
-
-
-def _format_to_beta(fmt: dict) -> str:
-    try:
-        return P.audio_format_from_ga(fmt).beta_name
-    except KeyError:
-        return "pcm16"
-
-
-def _to_beta_payload(event: dict) -> dict:
-    if isinstance(event.get("item"), dict):
-        event["item"] = _beta_item(event["item"])
-    if isinstance(event.get("response"), dict):
-        event["response"] = _beta_response(event["response"])
-    return event
-
-
 def _beta_session(ga: dict, kind: str) -> dict:
-    """A GA session object in the beta shape (the mapping lives in :mod:`rtlab.config`)."""
+    """A GA session object in the beta shape."""
     beta = dict(session_from_ga(ga, "beta"))
     if kind == "transcription":
         # The SDK's beta TranscriptionSession requires client_secret; a WebSocket session has no ephemeral key.
@@ -1396,5 +1256,5 @@ def _beta_session(ga: dict, kind: str) -> dict:
 
 
 def _beta_patch_to_ga(patch: dict, kind: str) -> dict:
-    """A beta session(-update) object in the GA shape (the mapping lives in :mod:`rtlab.config`)."""
+    """A beta session(-update) object in the GA shape."""
     return dict(session_to_ga(patch, "beta", kind=kind))

@@ -148,6 +148,11 @@ class Profile:
     transcription: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     raw: MappingProxyType = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)
 
+    @property
+    def provider(self) -> str:
+        """``"azure"`` when the endpoint maps deployment names to models (or is named so), else ``"openai"``."""
+        return "azure" if self.deployments is not None or "azure" in self.name else "openai"
+
     def resolve_model(self, name: str | None) -> str | None:
         """The model behind a name: the mapped model for a deployment name, else the name itself."""
         if name is None or self.deployments is None:

@@ -1,0 +1,148 @@
+"""Realtime event names, per dialect (layer: protocol).
+
+rtlab speaks of server events by their GA names everywhere (analysis, widgets, runs, the emulator) and renames at
+the edge with :func:`server_event_name` / :func:`canonical_event_name`. The constants below are the GA names rtlab
+reads or writes; nothing else in the package spells an event name as a string literal.
+
+Sources: the openai SDK 3.57 types (``openai.types.realtime`` for GA, ``openai.types.beta.realtime`` for beta) and
+PROTOCOL.md "GA vs beta dialect".
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Literal
+
+__all__ = [
+    "APPEND", "BETA_TO_GA_SERVER", "CLEAR", "CLEARED", "CLIENT_EVENTS", "COMMIT", "COMMITTED", "ERROR",
+    "GA_ONLY_SERVER", "GA_TO_BETA_SERVER", "HANDSHAKE_FAILED", "ITEM_ADDED", "ITEM_CREATE", "ITEM_DELETE",
+    "ITEM_DELETED", "ITEM_DONE", "ITEM_RETRIEVE", "ITEM_RETRIEVED", "ITEM_TRUNCATE", "ITEM_TRUNCATED",
+    "OUTPUT_AUDIO_DELTA", "OUTPUT_AUDIO_DONE", "OUTPUT_AUDIO_TRANSCRIPT_DELTA", "OUTPUT_AUDIO_TRANSCRIPT_DONE",
+    "OUTPUT_TEXT_DELTA", "OUTPUT_TEXT_DONE", "RATE_LIMITS_UPDATED", "RESPONSE_CANCEL", "RESPONSE_CONTENT_PART_ADDED",
+    "RESPONSE_CONTENT_PART_DONE", "RESPONSE_CREATE", "RESPONSE_CREATED", "RESPONSE_DONE", "RESPONSE_ITEM_ADDED",
+    "RESPONSE_ITEM_DONE", "SESSION_CREATED", "SESSION_UPDATE", "SESSION_UPDATED", "SESSION_EVENTS", "Shape",
+    "SPEECH_STARTED", "SPEECH_STOPPED", "TEXT_DELTAS", "TEXT_DONES", "TIMEOUT_TRIGGERED", "TR_COMPLETED", "TR_DELTA",
+    "TR_FAILED", "TR_SEGMENT", "TRANSCRIPTION_EVENTS", "TRANSCRIPTION_SESSION_EVENTS", "UNPARSEABLE",
+    "canonical_event_name", "client_events", "server_event_name",
+]
+
+Shape = Literal["ga", "beta"]
+
+# -- client events (same name in both shapes, except transcription_session.update) ------------------------------
+SESSION_UPDATE = "session.update"
+APPEND = "input_audio_buffer.append"
+COMMIT = "input_audio_buffer.commit"
+CLEAR = "input_audio_buffer.clear"
+ITEM_CREATE = "conversation.item.create"
+ITEM_RETRIEVE = "conversation.item.retrieve"
+ITEM_TRUNCATE = "conversation.item.truncate"
+ITEM_DELETE = "conversation.item.delete"
+RESPONSE_CREATE = "response.create"
+RESPONSE_CANCEL = "response.cancel"
+
+# -- server events (GA names) -----------------------------------------------------------------------------------
+ERROR = "error"
+SESSION_CREATED = "session.created"
+SESSION_UPDATED = "session.updated"
+SPEECH_STARTED = "input_audio_buffer.speech_started"
+SPEECH_STOPPED = "input_audio_buffer.speech_stopped"
+COMMITTED = "input_audio_buffer.committed"
+CLEARED = "input_audio_buffer.cleared"
+TIMEOUT_TRIGGERED = "input_audio_buffer.timeout_triggered"
+ITEM_ADDED = "conversation.item.added"
+ITEM_DONE = "conversation.item.done"
+ITEM_RETRIEVED = "conversation.item.retrieved"
+ITEM_TRUNCATED = "conversation.item.truncated"
+ITEM_DELETED = "conversation.item.deleted"
+TR_DELTA = "conversation.item.input_audio_transcription.delta"
+TR_COMPLETED = "conversation.item.input_audio_transcription.completed"
+TR_FAILED = "conversation.item.input_audio_transcription.failed"
+TR_SEGMENT = "conversation.item.input_audio_transcription.segment"
+RESPONSE_CREATED = "response.created"
+RESPONSE_DONE = "response.done"
+RESPONSE_ITEM_ADDED = "response.output_item.added"
+RESPONSE_ITEM_DONE = "response.output_item.done"
+RESPONSE_CONTENT_PART_ADDED = "response.content_part.added"
+RESPONSE_CONTENT_PART_DONE = "response.content_part.done"
+OUTPUT_AUDIO_DELTA = "response.output_audio.delta"
+OUTPUT_AUDIO_DONE = "response.output_audio.done"
+OUTPUT_AUDIO_TRANSCRIPT_DELTA = "response.output_audio_transcript.delta"
+OUTPUT_AUDIO_TRANSCRIPT_DONE = "response.output_audio_transcript.done"
+OUTPUT_TEXT_DELTA = "response.output_text.delta"
+OUTPUT_TEXT_DONE = "response.output_text.done"
+RATE_LIMITS_UPDATED = "rate_limits.updated"
+
+TEXT_DELTAS = (OUTPUT_TEXT_DELTA, OUTPUT_AUDIO_TRANSCRIPT_DELTA)
+TEXT_DONES = (OUTPUT_TEXT_DONE, OUTPUT_AUDIO_TRANSCRIPT_DONE)
+SESSION_EVENTS = (SESSION_CREATED, SESSION_UPDATED)
+TRANSCRIPTION_EVENTS = (TR_DELTA, TR_COMPLETED, TR_FAILED, TR_SEGMENT)
+
+# -- rtlab's own pseudo-events in event logs (never on the wire) --------------------------------------------------
+HANDSHAKE_FAILED = "rtlab.handshake_failed"
+UNPARSEABLE = "rtlab.unparseable"
+
+# -- GA <-> beta --------------------------------------------------------------------------------------------------
+#: GA name -> beta name, for every server event whose name differs. Names absent here are the same in both.
+GA_TO_BETA_SERVER: MappingProxyType[str, str] = MappingProxyType(
+    {
+        ITEM_ADDED: "conversation.item.created",
+        OUTPUT_AUDIO_DELTA: "response.audio.delta",
+        OUTPUT_AUDIO_DONE: "response.audio.done",
+        OUTPUT_AUDIO_TRANSCRIPT_DELTA: "response.audio_transcript.delta",
+        OUTPUT_AUDIO_TRANSCRIPT_DONE: "response.audio_transcript.done",
+        OUTPUT_TEXT_DELTA: "response.text.delta",
+        OUTPUT_TEXT_DONE: "response.text.done",
+    }
+)
+BETA_TO_GA_SERVER: MappingProxyType[str, str] = MappingProxyType({v: k for k, v in GA_TO_BETA_SERVER.items()})
+
+#: GA server events with no beta counterpart (not in the SDK's beta server-event union).
+GA_ONLY_SERVER: frozenset[str] = frozenset({ITEM_DONE, TR_SEGMENT, TIMEOUT_TRIGGERED})
+
+#: Session lifecycle events of a transcription session, per shape.
+TRANSCRIPTION_SESSION_EVENTS: MappingProxyType[str, MappingProxyType[str, str]] = MappingProxyType(
+    {
+        "ga": MappingProxyType({"update": SESSION_UPDATE, "created": SESSION_CREATED, "updated": SESSION_UPDATED}),
+        "beta": MappingProxyType(
+            {
+                "update": "transcription_session.update",
+                "created": "transcription_session.created",
+                "updated": "transcription_session.updated",
+            }
+        ),
+    }
+)
+
+#: Client events each session kind understands (GA names).
+CLIENT_EVENTS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "realtime": (SESSION_UPDATE, APPEND, COMMIT, CLEAR, ITEM_CREATE, ITEM_RETRIEVE, ITEM_TRUNCATE, ITEM_DELETE,
+                     RESPONSE_CREATE, RESPONSE_CANCEL),
+        "transcription": (SESSION_UPDATE, APPEND, COMMIT, CLEAR, ITEM_RETRIEVE, ITEM_DELETE),
+    }
+)
+
+
+def client_events(kind: str, shape: Shape) -> tuple[str, ...]:
+    """The client event names a session of ``kind`` accepts in ``shape`` (beta transcription sessions are
+    configured with ``transcription_session.update``)."""
+    events = CLIENT_EVENTS[kind]
+    if shape == "beta" and kind == "transcription":
+        return tuple(TRANSCRIPTION_SESSION_EVENTS["beta"]["update"] if e == SESSION_UPDATE else e for e in events)
+    return events
+
+
+def server_event_name(ga_name: str, shape: Shape) -> str | None:
+    """The name of a GA server event in ``shape``; ``None`` when that shape does not send it."""
+    if shape == "ga":
+        return ga_name
+    if ga_name in GA_ONLY_SERVER:
+        return None
+    return GA_TO_BETA_SERVER.get(ga_name, ga_name)
+
+
+def canonical_event_name(name: str) -> str:
+    """The GA name of a server event given in either shape (beta names map to GA, GA names stay)."""
+    if name.startswith("transcription_session."):
+        return "session." + name.split(".", 1)[1]
+    return BETA_TO_GA_SERVER.get(name, name)
