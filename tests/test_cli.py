@@ -35,8 +35,8 @@ def test_compare_writes_events_turns_and_a_self_contained_report(compared):
         assert (run / clip / "events.jsonl").exists()
         assert (run / clip / "events.input.wav").exists()
     turns = pd.read_csv(run / "turns.csv")
-    assert {"file", "source", "item_id", "audio_start_ms", "audio_end_ms", "transcript", "first_delta_ms",
-            "ttfs_ms", "ttfs_true_ms", "n_deltas", "cost_usd", "wer"} <= set(turns.columns)
+    assert {"file", "source", "item_id", "audio_start_ms", "audio_end_ms", "transcript", "first_text_after_start_ms",
+            "final_after_stop_ms", "final_after_eos_ms", "n_deltas", "cost_usd", "cost_basis", "wer"} <= set(turns.columns)
     assert set(turns["file"]) == {"short.wav", "monologue.wav"}
     assert set(turns["source"]) == {"in-session", "sidecar:transcription", "sidecar:local", "sidecar:oob"}
     # Every turn of both clips, from every source, was scored against the bundled references.

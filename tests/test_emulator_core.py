@@ -399,15 +399,13 @@ def test_manual_commit_clear_and_empty_commit(engines):
 
 
 def test_g711_input_is_decoded(engines):
-    from rtlab.audio import encode_g711
-    from rtlab.engines.resample import StreamingResampler
+    from rtlab.audio import encode_g711, resample
 
     s = make(engines, kind="transcription", transcription={"model": "gpt-4o-transcribe"})
     [ok] = s.receive({"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
         "format": {"type": "audio/pcmu"}}}}})
     assert ok["type"] == "session.updated"
-    r = StreamingResampler(24000, 8000)
-    low = np.concatenate([r.process(TWO_TURNS), r.flush()]).astype(np.int16)
+    low = resample(TWO_TURNS, 24000, 8000)
     data = encode_g711(low, "ulaw")
     out = []
     for i in range(0, len(data), 320):

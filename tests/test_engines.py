@@ -14,16 +14,17 @@ import jiwer
 import numpy as np
 import pytest
 import soundfile as sf
-from scipy.signal import resample_poly
+import soxr
 
+from rtlab.audio import Resampler, resample
 from rtlab.engines import (
     AcousticContext,
     EngineSet,
     FliteMissingError,
     FliteTts,
-    LocalTranscriber,
+    LocalPipeline,
     PocketSphinxAsr,
-    StreamingResampler,
+    Stability,
     TurnDetector,
     TurnEvent,
     WebRtcVad,
@@ -32,6 +33,7 @@ from rtlab.engines import (
 )
 from rtlab.engines.asr import _after
 from rtlab.engines.base import Word
+from rtlab.engines.pipeline import Final, Partial, SpeechStarted, SpeechStopped, VadParams
 from rtlab.errors import AudioError, ConfigError, RtlabError
 from rtlab.paths import data_dir
 
@@ -191,35 +193,40 @@ class TestFliteTts:
 # --------------------------------------------------------------------------- resampler and VAD
 
 
-class TestStreamingResampler:
+class TestResampler:
+    """rtlab.audio.Resampler: the one streaming resampler (soxr), used by the VAD and the recognizer."""
+
     @pytest.mark.parametrize(("src", "dst"), [(24000, 16000), (8000, 16000), (48000, 16000), (16000, 16000)])
-    def test_any_chunking_gives_resample_poly_output(self, src: int, dst: int) -> None:
+    def test_any_chunking_gives_the_same_samples(self, src: int, dst: int) -> None:
         rng = np.random.default_rng(7)
         x = (rng.standard_normal(src // 2) * 4000).astype(np.int16)
-        g = np.gcd(src, dst)
-        ref = np.clip(np.rint(resample_poly(x.astype(np.float64), dst // g, src // g)), -32768, 32767).astype(
-            np.int16
-        )
+        outs = []
         for sizes in ([len(x)], [1, 2, 3, 5, 7], [479, 1, 1001]):
-            rs, out, i, k = StreamingResampler(src, dst), [], 0, 0
+            rs, out, i, k = Resampler(src, dst), [], 0, 0
             while i < len(x):
                 out.append(rs.process(x[i : i + sizes[k % len(sizes)]]))
                 i, k = i + sizes[k % len(sizes)], k + 1
             out.append(rs.flush())
-            assert np.array_equal(np.concatenate(out), ref)
+            outs.append(np.concatenate(out))
+        assert all(np.array_equal(outs[0], o) for o in outs[1:])
+        if src != dst:  # and it is soxr's high-quality filter: close to a whole-signal soxr run
+            ref = soxr.resample(x.astype(np.float64) / 32768, src, dst, quality="HQ") * 32768
+            n = min(len(ref), len(outs[0]))
+            assert abs(len(ref) - len(outs[0])) <= 1
+            assert np.max(np.abs(outs[0][:n].astype(float) - ref[:n])) <= 2.0
 
     def test_bad_input(self) -> None:
         with pytest.raises(AudioError, match="positive integer"):
-            StreamingResampler(0, 16000)
+            Resampler(0, 16000)
         with pytest.raises(AudioError, match="int16"):
-            StreamingResampler(24000, 16000).process(np.zeros(10, np.float32))
+            Resampler(24000, 16000).process(np.zeros(10, np.float32))
 
 
 class TestWebRtcVad:
     def test_speech_and_silence_frames(self, sentence: tuple[str, np.ndarray]) -> None:
         vad = WebRtcVad()
         assert isinstance(vad, base.Vad)
-        x = resample_poly(sentence[1].astype(np.float64), 2, 3).astype(np.int16)
+        x = resample(sentence[1], 24000, 16000)
         probs = [vad.speech_prob(x[i : i + 480]) for i in range(0, len(x) - 480, 480)]
         assert set(probs) <= {0.0, 1.0} and sum(probs) > 0.5 * len(probs)
         assert WebRtcVad().speech_prob(np.zeros(480, np.int16)) == 0.0
@@ -467,7 +474,7 @@ class TestPocketSphinxAsr:
 
     def test_eight_khz_input(self, asr: PocketSphinxAsr, tts: FliteTts) -> None:
         text = "I would like a cup of coffee please."
-        pcm8 = resample_poly(tts.synthesize(text, voice="kal16").astype(np.float64), 1, 3).astype(np.int16)
+        pcm8 = resample(tts.synthesize(text, voice="kal16"), 24000, 8000)
         assert wer(text, asr.transcribe(pcm8, 8000).text) <= 0.5
 
     def test_misuse(self, asr: PocketSphinxAsr) -> None:
@@ -499,16 +506,81 @@ def test_default_engines_are_shared_and_implement_the_interfaces(engines: Engine
     assert isinstance(engines.asr, base.AsrEngine) and isinstance(engines.tts, base.TtsEngine)
 
 
-def test_local_transcriber_on_the_monologue(engines: EngineSet, monologue: dict) -> None:
-    pcm, sr = monologue["pcm"], monologue["sr"]
-    chunked = LocalTranscriber(engines, sample_rate=sr).transcribe_clip(pcm, chunk_ms=40)
-    # the turns are the turn detector's, whatever the chunking
-    assert [(t.start_ms, t.end_ms) for t in chunked] == _turns(
-        _events(TurnDetector(sample_rate=sr), pcm, [len(pcm)])
-    )
-    assert len(chunked) == 3
-    for turn, utt in zip(chunked, monologue["utterances"], strict=True):
-        start_ms, end_ms, transcript = turn
-        assert abs(end_ms - utt["end_s"] * 1000) <= 150
-        assert wer(utt["text"], transcript.text) <= 0.5
-    assert wer(monologue["reference"], " ".join(t.transcript.text for t in chunked)) <= 0.3
+class TestLocalPipeline:
+    """The one local pipeline: the emulator's endpoints and the local sidecar all run on it."""
+
+    def test_monologue_turns_partials_and_finals(self, engines: EngineSet, monologue: dict) -> None:
+        pcm, sr = monologue["pcm"], monologue["sr"]
+        pipe = LocalPipeline(engines, sample_rate=sr)
+        events = []
+        for i in range(0, len(pcm), sr * 40 // 1000):
+            events += pipe.feed(pcm[i : i + sr * 40 // 1000])
+        events += pipe.flush()
+        # the turns are the turn detector's, whatever the chunking
+        starts = [e.audio_start_ms for e in events if isinstance(e, SpeechStarted)]
+        stops = [e.speech_end_ms for e in events if isinstance(e, SpeechStopped)]
+        assert list(zip(starts, stops, strict=True)) == [
+            (float(a), float(b)) for a, b in _turns(_events(TurnDetector(sample_rate=sr), pcm, [len(pcm)]))]
+        finals = [e for e in events if isinstance(e, Final)]
+        assert len(finals) == 3 and all(f.cause == "vad" for f in finals)
+        for final, utt in zip(finals, monologue["utterances"], strict=True):
+            assert abs(final.end_ms - utt["end_s"] * 1000) <= 150
+            assert wer(utt["text"], final.transcript.text) <= 0.5
+            # partials are append-only and the final extends them
+            streamed = "".join(e.delta for e in events if isinstance(e, Partial) and e.segment == final.segment)
+            assert final.transcript.text.startswith(streamed) and final.streamed == streamed
+            assert len(final.audio) == round((final.end_ms - final.start_ms) * sr / 1000)
+        assert wer(monologue["reference"], " ".join(f.transcript.text for f in finals)) <= 0.3
+        # each stop comes one silence window after the speech (the detected position)
+        for e in events:
+            if isinstance(e, SpeechStopped):
+                assert 500 <= e.detected_ms - e.speech_end_ms <= 560
+
+    def test_client_commits_without_vad(self, engines: EngineSet, monologue: dict) -> None:
+        pcm, sr = monologue["pcm"], monologue["sr"]
+        first = monologue["utterances"][0]
+        cut = int((first["end_s"] + 0.3) * sr)
+        pipe = LocalPipeline(engines, vad=None, partials=False, sample_rate=sr)
+        events = pipe.feed(pcm[:cut]) + pipe.commit()
+        assert not any(isinstance(e, (SpeechStarted, SpeechStopped, Partial)) for e in events)
+        [final] = events
+        assert final.cause == "commit" and final.start_ms == 0 and final.end_ms == pytest.approx(cut * 1000 / sr)
+        assert wer(first["text"], final.transcript.text) <= 0.5
+        assert pipe.commit() == []  # nothing open: nothing to commit
+
+    def test_clear_drops_the_open_segment(self, engines: EngineSet, monologue: dict) -> None:
+        pcm, sr = monologue["pcm"], monologue["sr"]
+        pipe = LocalPipeline(engines, vad=None, sample_rate=sr)
+        pipe.feed(pcm[: sr])
+        assert pipe.in_segment and pipe.uncommitted_ms == pytest.approx(1000)
+        pipe.clear()
+        assert not pipe.in_segment and pipe.commit() == []
+
+    def test_commit_mid_turn_swallows_the_vads_stop(self, engines: EngineSet, monologue: dict) -> None:
+        pcm, sr = monologue["pcm"], monologue["sr"]
+        mid = int((monologue["utterances"][0]["start_s"] + 0.8) * sr)
+        pipe = LocalPipeline(engines, sample_rate=sr)
+        events = pipe.feed(pcm[:mid]) + pipe.commit()
+        assert isinstance(events[-1], Final) and events[-1].cause == "commit"
+        rest = pipe.feed(pcm[mid : int((monologue["utterances"][0]["end_s"] + 1.0) * sr)])
+        assert not any(isinstance(e, (SpeechStopped, Final)) for e in rest)  # the cut turn's own end is dropped
+
+    def test_stability_trades_latency_for_text(self, engines: EngineSet, monologue: dict) -> None:
+        pcm, sr = monologue["pcm"], monologue["sr"]
+        utt = monologue["utterances"][0]
+        first_partial = {}
+        for name, stab in (("eager", Stability(60, 0)), ("careful", Stability(200, 400))):
+            pipe = LocalPipeline(engines, stability=stab, sample_rate=sr)
+            for i in range(0, int((utt["end_s"] + 1) * sr), sr // 50):
+                events = pipe.feed(pcm[i : i + sr // 50])
+                if any(isinstance(e, Partial) for e in events) and name not in first_partial:
+                    first_partial[name] = i / sr
+            pipe.close()
+        assert first_partial["eager"] < first_partial["careful"]
+
+    def test_bad_input(self, engines: EngineSet) -> None:
+        with pytest.raises(AudioError, match="int16"):
+            LocalPipeline(engines).feed(np.zeros(10, np.float32))
+        with pytest.raises(ConfigError, match="sample_rate"):
+            LocalPipeline(engines, sample_rate=0)
+        assert VadParams().silence_duration_ms == 500

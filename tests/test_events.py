@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rtlab.analysis import turns as turns_of
 from rtlab.errors import EventLogError
-from rtlab.events import EventArray, EventLog, EventLogWarning
+from rtlab.log import EventArray, EventLog, EventLogWarning
 
 S, T, L, OOB = "in-session", "sidecar:transcription", "sidecar:local", "sidecar:oob"
 CHUNK = 2400  # 100 ms at 24 kHz
@@ -214,7 +215,7 @@ class TestDamagedLogs:
             lg = EventLog.load(path)
         assert len(lg) == 6 and [r.event["delta"] for r in lg.records][-1] == "w5 "
         assert lg.torn[0]["line"] == 8 and "torn" in lg.torn[0]["reason"]
-        assert lg.turns()["n_deltas"].tolist() == [6]
+        assert turns_of(lg)["n_deltas"].tolist() == [6]
 
     def test_corrupt_middle_line_is_reported_and_later_records_stay_aligned(self, path):
         _write_simple(path)
@@ -249,7 +250,7 @@ class TestDamagedLogs:
         script = textwrap.dedent(f"""
             import base64, os
             import numpy as np
-            from rtlab.events import EventLog
+            from rtlab.log import EventLog
             log = EventLog.create({str(path)!r}, meta={{"run": "crash"}})
             for k in range(5):
                 x = np.full(2400, k + 1, dtype=np.int16)
@@ -331,7 +332,8 @@ def build_session(path) -> EventLog:
     deltas at t=0.9 and 1.3, completed at t=2.05 — after response.done (t=1.95) of the voice response.
     sidecar:transcription (client commits, no VAD): commit after chunk 13 (audio 1400 ms), completed t=1.8.
     sidecar:oob: a text response for item A, deltas t=1.85/1.9, done t=2.0.
-    sidecar:local: VAD events, one failed item.
+    sidecar:local: the local engine's own events (one finished segment, one open); item C of the transcription
+    session fails.
     """
     log = EventLog.create(path, meta={"audio": "x.wav"})
     ev = []  # (t, direction, source, event, kwargs)
@@ -379,14 +381,16 @@ def build_session(path) -> EventLog:
                             "transcript": "Hello, world!", "usage": {
                                 "type": "tokens", "input_tokens": 200, "output_tokens": 10, "total_tokens": 210,
                                 "input_token_details": {"audio_tokens": 200, "text_tokens": 0}}}, {}),
-        # local engine: VAD events, one completed and one failed item
-        (0.4, "server", L, {"type": "input_audio_buffer.speech_started", "item_id": "L1", "audio_start_ms": 320}, {}),
-        (1.3, "server", L, {"type": "input_audio_buffer.speech_stopped", "item_id": "L1", "audio_end_ms": 1180}, {}),
-        (1.4, "server", L, {"type": "conversation.item.input_audio_transcription.completed", "item_id": "L1",
-                            "transcript": "hello word"}, {}),
-        (1.6, "server", L, {"type": "input_audio_buffer.speech_started", "item_id": "L2", "audio_start_ms": 1500}, {}),
-        (1.9, "server", L, {"type": "input_audio_buffer.speech_stopped", "item_id": "L2", "audio_end_ms": 1800}, {}),
-        (1.95, "server", L, {"type": "conversation.item.input_audio_transcription.failed", "item_id": "L2",
+        # the local engine's own events: one finished segment, one still open
+        (0.4, "server", L, {"type": "local.speech_started", "item_id": "L1", "audio_start_ms": 320}, {}),
+        (1.0, "server", L, {"type": "local.partial", "item_id": "L1", "delta": "hello", "text": "hello"}, {}),
+        (1.3, "server", L, {"type": "local.speech_stopped", "item_id": "L1", "speech_end_ms": 1180}, {}),
+        (1.4, "server", L, {"type": "local.final", "item_id": "L1", "start_ms": 320, "end_ms": 1180,
+                            "transcript": "hello word", "cause": "vad"}, {}),
+        (1.6, "server", L, {"type": "local.speech_started", "item_id": "L2", "audio_start_ms": 1500}, {}),
+        (1.9, "server", L, {"type": "local.speech_stopped", "item_id": "L2", "speech_end_ms": 1800}, {}),
+        # a failed transcription on the transcription session
+        (1.96, "server", T, {"type": "conversation.item.input_audio_transcription.failed", "item_id": "C",
                              "error": {"type": "server_error", "code": "engine", "message": "boom"}}, {}),
     ]
     ev.sort(key=lambda e: e[0])
@@ -405,16 +409,16 @@ class TestTurns:
     def test_known_latencies_deltas_and_transcripts(self, path):
         with build_session(path):
             pass
-        tu = EventLog.load(path).turns(references=REFS).set_index(["source", "item_id"])
+        tu = turns_of(EventLog.load(path), references=REFS).set_index(["source", "item_id"])
         a = tu.loc[(S, "A")]
         assert a.audio_start_ms == 300 and a.audio_end_ms == 1200
         assert a.transcript == "hello world"  # completed matched by item_id, though after response.done
         assert a.n_deltas == 2 and a.status == "completed" and a.end_anchor == "speech_stopped"
-        assert a.first_delta_ms == pytest.approx((0.9 - 1.75) * 1000)
-        assert a.first_delta_from_start_ms == pytest.approx((0.9 - 0.45) * 1000)
-        assert a.ttfs_ms == pytest.approx((2.05 - 1.75) * 1000)
-        # true end 1150 ms is in chunk 11 (1100..1200 ms), sent at t = 1.15
-        assert a.ttfs_true_ms == pytest.approx((2.05 - 1.15) * 1000)
+        # true end 1150 ms is in chunk 11 (1100..1200 ms), sent at t = 1.15; true start 350 ms in chunk 3 (t = 0.35)
+        assert a.first_text_after_eos_ms == pytest.approx((0.9 - 1.15) * 1000)  # negative: streamed during speech
+        assert a.first_text_after_start_ms == pytest.approx((0.9 - 0.35) * 1000)
+        assert a.final_after_stop_ms == pytest.approx((2.05 - 1.75) * 1000)
+        assert a.final_after_eos_ms == pytest.approx((2.05 - 1.15) * 1000)
         assert a.reference == "Hello world" and a.ref_end_ms == 1150
         assert a.model == "gpt-realtime-whisper" and a.cost_usd == pytest.approx(1.2 / 60 * 0.017)
         assert a.usage == {"type": "duration", "seconds": 1.2}
@@ -422,46 +426,51 @@ class TestTurns:
     def test_client_commit_session_uses_the_audio_clock(self, path):
         with build_session(path):
             pass
-        b = EventLog.load(path).turns(references=REFS).set_index(["source", "item_id"]).loc[(T, "B")]
+        b = turns_of(EventLog.load(path), references=REFS).set_index(["source", "item_id"]).loc[(T, "B")]
         # committed after chunk 13 was sent (audio 1400 ms); no earlier commit -> starts at 0
         assert b.audio_start_ms == 0 and b.audio_end_ms == 1400
         assert b.end_anchor == "audio_clock"
         # audio position 1400 ms was sent by this source with chunk 13 at t = 1.351
-        assert b.ttfs_ms == pytest.approx((1.8 - 1.351) * 1000)
-        assert b.first_delta_ms == pytest.approx((1.6 - 1.351) * 1000)
-        assert b.ttfs_true_ms == pytest.approx((1.8 - 1.151) * 1000)
+        assert b.final_after_stop_ms == pytest.approx((1.8 - 1.351) * 1000)
+        assert b.first_text_after_eos_ms == pytest.approx((1.6 - 1.151) * 1000)
+        assert b.final_after_eos_ms == pytest.approx((1.8 - 1.151) * 1000)
         assert b.model == "gpt-4o-transcribe" and b.cost_usd == pytest.approx(200 * 6.0 / 1e6 + 10 * 10.0 / 1e6)
         assert b.reference == "Hello world"
 
     def test_out_of_band_row_keyed_by_the_item_it_transcribes(self, path):
         with build_session(path):
             pass
-        tu = EventLog.load(path).turns(references=REFS)
+        tu = turns_of(EventLog.load(path), references=REFS)
         oob = tu[tu["source"] == OOB]
         assert len(oob) == 1 and len(tu[tu["response_id"] == "R1"]) == 0  # the voice answer is no turn
         o = oob.iloc[0]
         assert (o.item_id, o.kind, o.response_id, o.transcript) == ("A", "oob", "R2", "Hello world.")
         assert o.audio_start_ms == 300 and o.audio_end_ms == 1200 and o.n_deltas == 2
         assert o.end_anchor == "audio_clock"  # position 1200 ms sent with chunk 11 at t = 1.15 (in-session)
-        assert o.ttfs_ms == pytest.approx((2.0 - 1.15) * 1000)
-        assert o.first_delta_ms == pytest.approx((1.85 - 1.15) * 1000)
-        assert o.model == "gpt-realtime"
+        assert o.final_after_stop_ms == pytest.approx((2.0 - 1.15) * 1000)
+        assert o.first_text_after_eos_ms == pytest.approx((1.85 - 1.15) * 1000)
+        assert o.model == "gpt-realtime"  # the voice session's model: out-of-band text is a voice-model response
         assert o.cost_usd == pytest.approx((90 * 32 + 10 * 4 + 4 * 16) / 1e6)
+        assert o.cost_basis == "reported"  # usage sent by the server; this log's meta names no emulated target
 
     def test_failed_local_and_row_order(self, path):
         with build_session(path):
             pass
-        tu = EventLog.load(path).turns(references=REFS)
-        assert list(tu["source"]) == [S, T, L, L, OOB]
+        tu = turns_of(EventLog.load(path), references=REFS)
+        assert list(tu["source"]) == [S, T, T, L, L, OOB]
         l1, l2 = tu[tu["source"] == L].itertuples()
-        assert l1.cost_usd == 0.0 and l1.ttfs_ms == pytest.approx(100.0) and l1.reference == "Hello world"
-        assert l2.status == "failed" and pd.isna(l2.transcript) and "boom" in l2.error
-        assert pd.isna(l2.reference) and np.isnan(l2.ttfs_true_ms)  # no reference overlaps 1500..1800 ms
+        assert (l1.family, l1.kind, l1.model, l1.n_deltas) == ("local", "local", "local", 1)
+        assert l1.cost_usd == 0.0 and l1.cost_basis == "local" and l1.final_after_stop_ms == pytest.approx(100.0)
+        assert l1.reference == "Hello world"
+        assert l2.status == "pending" and pd.isna(l2.transcript)
+        assert pd.isna(l2.reference) and np.isnan(l2.final_after_eos_ms)  # no reference overlaps 1500..1800 ms
+        c = tu.set_index(["source", "item_id"]).loc[(T, "C")]
+        assert c.status == "failed" and pd.isna(c.transcript) and "boom" in c.error
 
     def test_live_and_loaded_logs_agree(self, path):
         with build_session(path) as log:
-            live = log.turns(references=REFS)
-        loaded = EventLog.load(path).turns(references=REFS)
+            live = turns_of(log, references=REFS)
+        loaded = turns_of(EventLog.load(path), references=REFS)
         pd.testing.assert_frame_equal(live, loaded)
         assert log.sources == EventLog.load(path).sources == [S, T, L, OOB]
 
@@ -470,19 +479,19 @@ class TestTurns:
             for i, w in enumerate(["one ", "two"]):
                 log.record("server", S, {"type": "conversation.item.input_audio_transcription.delta",
                                          "item_id": "P", "delta": w}, t=i)
-        row = EventLog.load(path).turns().iloc[0]
+        row = turns_of(EventLog.load(path)).iloc[0]
         assert (row.status, row.transcript, row.n_deltas) == ("pending", "one two", 2)
-        assert np.isnan(row.ttfs_ms)
+        assert np.isnan(row.final_after_stop_ms)
 
     def test_bad_references_are_named(self, path):
         with build_session(path) as log:
             with pytest.raises(EventLogError, match=r"references\[0\].*start_s"):
-                log.turns(references=[{"text": "x"}])
+                turns_of(log, references=[{"text": "x"}])
 
     def test_empty_log(self, path):
         EventLog.create(path).close()
-        tu = EventLog.load(path).turns()
-        assert len(tu) == 0 and "ttfs_ms" in tu.columns
+        tu = turns_of(EventLog.load(path))
+        assert len(tu) == 0 and "final_after_eos_ms" in tu.columns
 
     def test_azure_deployment_priced_through_meta_models(self, path):
         with EventLog.create(path, meta={"models": {"my-dep": "gpt-4o-transcribe"}}) as log:
@@ -491,7 +500,7 @@ class TestTurns:
             log.record("server", T, {"type": "conversation.item.input_audio_transcription.completed",
                                      "item_id": "i", "transcript": "x",
                                      "usage": {"type": "tokens", "input_tokens": 1000, "output_tokens": 0}}, t=1)
-        row = EventLog.load(path).turns().iloc[0]
+        row = turns_of(EventLog.load(path)).iloc[0]
         assert row.model == "gpt-4o-transcribe" and row.cost_usd == pytest.approx(0.006)
 
     def test_reference_goes_to_the_turn_overlapping_it_most(self, path):
@@ -503,6 +512,6 @@ class TestTurns:
                                          "audio_end_ms": b}, t=i + 0.5)
         refs = [{"text": "first", "start_s": 0.1, "end_s": 0.8}, {"text": "second", "start_s": 0.85, "end_s": 2.0},
                 {"text": "third", "start_s": 2.1, "end_s": 2.9}]
-        tu = EventLog.load(path).turns(references=refs)
+        tu = turns_of(EventLog.load(path), references=refs)
         assert tu["reference"].tolist() == ["first", "second third"]
         assert tu["ref_end_ms"].tolist() == [800.0, 2900.0]

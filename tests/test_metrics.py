@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import random
+import re
 
 import jiwer
 import numpy as np
@@ -13,16 +13,18 @@ import pandas as pd
 import pytest
 
 from rtlab import metrics
-from rtlab.events import EventLog
-from rtlab.metrics import agreement, cost, latency_summary, normalize, score_turns, summary, wer
+from rtlab.analysis.cost import cost
+from rtlab.analysis.metrics import agreement, latency_summary, normalize, score_turns, summary, wer
+from rtlab.analysis.subtitles import to_srt, to_webvtt, write_subtitles
+from rtlab.log import EventLog
 from rtlab.paths import data_dir
 from rtlab.protocol import TRANSCRIPTION_MODELS, VOICE_MODELS
-from rtlab.subtitles import to_srt, to_webvtt, write_subtitles
 
 
 def turns_df(rows):
-    cols = ["source", "item_id", "audio_start_ms", "audio_end_ms", "transcript", "reference", "first_delta_ms",
-            "ttfs_ms", "ttfs_true_ms", "cost_usd", "model", "status"]
+    cols = ["source", "item_id", "audio_start_ms", "audio_end_ms", "transcript", "reference",
+            "first_text_after_eos_ms", "first_text_after_start_ms", "final_after_stop_ms", "final_after_eos_ms",
+            "cost_usd", "model", "status"]
     return pd.DataFrame([{c: r.get(c, np.nan) for c in cols} for r in rows], columns=cols)
 
 
@@ -121,15 +123,16 @@ class TestAgreement:
 class TestLatency:
     def test_percentiles(self):
         vals = [100, 200, 300, 400, 1000]
-        df = turns_df([{"source": "a", "ttfs_ms": v, "first_delta_ms": -v} for v in vals]
-                      + [{"source": "b", "ttfs_ms": 50.0}, {"source": "b"}])
+        df = turns_df([{"source": "a", "final_after_stop_ms": v, "first_text_after_start_ms": -v} for v in vals]
+                      + [{"source": "b", "final_after_stop_ms": 50.0}, {"source": "b"}])
         ls = latency_summary(df).set_index(["source", "metric"])
-        row = ls.loc[("a", "ttfs_ms")]
+        row = ls.loc[("a", "final_after_stop_ms")]
         assert (row.n, row.mean_ms, row.p50_ms) == (5, 400.0, 300.0)
         assert row.p95_ms == pytest.approx(400 + 0.8 * 600)  # linear interpolation at rank 3.8
-        assert ls.loc[("a", "first_delta_ms")].p50_ms == -300
-        assert ls.loc[("b", "ttfs_ms")].n == 1 and ls.loc[("b", "ttfs_true_ms")].n == 0
-        assert np.isnan(ls.loc[("b", "ttfs_true_ms")].p50_ms)
+        assert ls.loc[("a", "first_text_after_start_ms")].p50_ms == -300
+        assert ls.loc[("b", "final_after_stop_ms")].n == 1 and ls.loc[("b", "final_after_eos_ms")].n == 0
+        assert np.isnan(ls.loc[("b", "final_after_eos_ms")].p50_ms)
+        assert "first_text_after_eos_ms" not in set(ls.index.get_level_values("metric"))  # signed: no percentile
 
 
 class TestCost:
@@ -184,16 +187,19 @@ class TestPriceTable:
 class TestSummary:
     def test_one_row_per_source(self):
         df = turns_df([
-            {"source": "a", "reference": "hello world", "transcript": "hello word", "ttfs_ms": 100,
-             "ttfs_true_ms": 600, "first_delta_ms": -50, "cost_usd": 0.01, "model": "m1", "status": "completed"},
-            {"source": "a", "reference": "good morning all", "transcript": "good morning all", "ttfs_ms": 300,
-             "ttfs_true_ms": 800, "cost_usd": 0.02, "model": "m1", "status": "completed"},
+            {"source": "a", "reference": "hello world", "transcript": "hello word", "final_after_stop_ms": 100,
+             "final_after_eos_ms": 600, "first_text_after_eos_ms": -50, "cost_usd": 0.01, "model": "m1",
+             "status": "completed"},
+            {"source": "a", "reference": "good morning all", "transcript": "good morning all",
+             "final_after_stop_ms": 300, "final_after_eos_ms": 800, "first_text_after_eos_ms": 20, "cost_usd": 0.02,
+             "model": "m1", "status": "completed"},
             {"source": "b", "reference": "hello world", "transcript": np.nan, "status": "failed"},
         ])
         s = summary(df).set_index("source")
         assert s.loc["a", "n_turns"] == 2 and s.loc["a", "wer"] == pytest.approx(1 / 5)
-        assert s.loc["a", "ttfs_p50_ms"] == 200 and s.loc["a", "ttfs_true_p95_ms"] == pytest.approx(790)
-        assert s.loc["a", "first_delta_p50_ms"] == -50 and s.loc["a", "cost_usd"] == pytest.approx(0.03)
+        assert s.loc["a", "final_after_stop_p50_ms"] == 200 and s.loc["a", "final_after_eos_p95_ms"] == pytest.approx(790)
+        assert s.loc["a", "first_text_before_eos_share"] == 0.5 and s.loc["a", "cost_usd"] == pytest.approx(0.03)
+        assert not any("first_text_after_eos" in c for c in s.columns)  # no signed headline
         assert s.loc["a", "model"] == "m1"
         assert s.loc["b", "wer"] == 1.0 and s.loc["b", "n_failed"] == 1 and np.isnan(s.loc["b", "cost_usd"])
 

@@ -81,6 +81,14 @@ def frame(log: Any) -> pd.DataFrame:
     return log.to_frame()
 
 
+def spans_of(log: Any, frame: pd.DataFrame | None = None, **kw: Any) -> P.Spans:
+    """The timeline's spans of a log: its events plus its turns table."""
+    from rtlab.analysis import turns
+
+    table = log.turns() if isinstance(log, MemoryEventLog) else turns(log)
+    return P.build_spans(log.to_frame() if frame is None else frame, table, **kw)
+
+
 def front_end_update(widget: Any, **state: Any) -> None:
     """Deliver a state update as the browser would send it."""
     widget._handle_msg({"content": {"data": {"method": "update", "state": state, "buffer_paths": []}},
@@ -122,17 +130,17 @@ class TestPeaks:
 
 class TestSpans:
     def test_counts_match_the_recorded_session(self, log: Any, frame: pd.DataFrame) -> None:
-        assert P.build_spans(frame).counts() == log._synthetic_expected
+        assert spans_of(log, frame).counts() == log._synthetic_expected
 
     def test_vad_and_item_spans_cover_the_speech_windows(self, log: Any, frame: pd.DataFrame) -> None:
-        spans = P.build_spans(frame)
+        spans = spans_of(log, frame)
         for turn in log._synthetic_plan:
             for kind in ("vad", "item"):
                 row = spans.row(spans.find(source="in-session", kind=kind, item_id=turn.item_id))
                 assert (row["start_ms"], row["end_ms"]) == (turn.start_ms, turn.end_ms)
 
     def test_deltas_are_ticks_at_arrival_and_play_their_item(self, log: Any, frame: pd.DataFrame) -> None:
-        spans = P.build_spans(frame)
+        spans = spans_of(log, frame)
         table = frame.set_index("seq")
         turn = log._synthetic_plan[1]
         deltas = np.flatnonzero((spans.tier == P.TIERS.index("delta")) & (spans.item == spans.items.index(turn.item_id)))
@@ -141,8 +149,8 @@ class TestSpans:
             assert spans.start_ms[i] == spans.end_ms[i] == round(table.loc[int(spans.seq[i]), "audio_ms"])
             assert (spans.play_start_ms[i], spans.play_end_ms[i]) == (turn.start_ms, turn.end_ms)
 
-    def test_responses_span_created_to_done(self, frame: pd.DataFrame) -> None:
-        spans = P.build_spans(frame)
+    def test_responses_span_created_to_done(self, log: Any, frame: pd.DataFrame) -> None:
+        spans = spans_of(log, frame)
         created = frame[frame["type"] == "response.created"]
         done = frame[frame["type"] == "response.done"]
         rows = np.flatnonzero(spans.tier == P.TIERS.index("response"))
@@ -155,7 +163,7 @@ class TestSpans:
                                     "item_id": "i1"}, audio_ms=300)
         log.record("server", "s", {"type": "response.created", "response": {"id": "r1"}}, audio_ms=400)
         log.record("server", "s", {"type": "error", "error": {"message": "boom"}}, audio_ms=900)
-        spans = P.build_spans(log.to_frame(), end_ms=5000)
+        spans = spans_of(log, end_ms=5000)
         assert spans.row(spans.find(kind="vad"))["end_ms"] == 5000
         assert spans.row(spans.find(kind="response"))["end_ms"] == 5000
         err = spans.find(kind="error")
@@ -163,19 +171,19 @@ class TestSpans:
 
     def test_only_the_events_it_reads_are_decoded(self, log: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         """At 50,000 events decoding every JSON would dominate: only VAD, finals and errors are opened."""
-        if not hasattr(log, "_event_at"):
-            pytest.skip("needs rtlab.events.EventLog (lazy event decoding)")
-        frame = log.to_frame()
-        opened: list[int] = []
-        real = log._event_at
-        monkeypatch.setattr(log, "_event_at", lambda row: opened.append(row) or real(row))
-        P.build_spans(frame)
-        needed = frame["type"].isin(["input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
-                                     "conversation.item.input_audio_transcription.completed", "error"])
-        assert 0 < len(opened) <= int(needed.sum()) < len(frame) / 4
+        from rtlab.analysis import turns
 
-    def test_pack_layout_round_trips(self, frame: pd.DataFrame) -> None:
-        spans = P.build_spans(frame)
+        frame = log.to_frame()
+        table = turns(log)
+        opened: list[int] = []
+        real = log.event_at
+        monkeypatch.setattr(log, "event_at", lambda row: opened.append(row) or real(row))
+        P.build_spans(frame, table)
+        needed = frame["type"].isin(["error", "conversation.item.input_audio_transcription.failed"])
+        assert len(opened) <= int(needed.sum()) < len(frame) / 4  # windows come from the turns table
+
+    def test_pack_layout_round_trips(self, log: Any, frame: pd.DataFrame) -> None:
+        spans = spans_of(log, frame)
         blob, meta = spans.pack()
         n = meta["n"]
         assert len(blob) == n * (4 * len(meta["int_columns"]) + len(meta["byte_columns"]))
@@ -184,7 +192,7 @@ class TestSpans:
 
     def test_missing_columns_are_named(self) -> None:
         with pytest.raises(ValueError, match="audio_ms"):
-            P.build_spans(pd.DataFrame({"seq": [1]}))
+            P.build_spans(pd.DataFrame({"seq": [1]}), pd.DataFrame())
 
 
 class TestAudio:
@@ -502,8 +510,9 @@ class TestLiveView:
         assert view.flushes < 200  # batched, not one message per record
 
     def test_real_event_log_records_reach_the_view(self, tmp_path: Path) -> None:
-        events = pytest.importorskip("rtlab.events")
-        log = events.EventLog.create(tmp_path / "live.jsonl")
+        from rtlab.log import EventLog
+
+        log = EventLog.create(tmp_path / "live.jsonl")
         log.record("server", "in-session", {"type": "input_audio_buffer.speech_started", "item_id": "a",
                                             "audio_start_ms": 0}, audio_ms=5)
         log.record("server", "in-session", {"type": "conversation.item.input_audio_transcription.delta",

@@ -20,21 +20,30 @@ _LAZY = {
     "Transcription": "rtlab.config",
     "TurnDetection": "rtlab.config",
     "Target": "rtlab.targets",
-    "EventLog": "rtlab.events",
-    "run_session": "rtlab.session",
-    "arun_session": "rtlab.session",
-    "RunOptions": "rtlab.session",
-    "run_sidecar": "rtlab.sidecar",
-    "arun_sidecar": "rtlab.sidecar",
-    "TranscriptionSidecar": "rtlab.sidecar",
-    "LocalSidecar": "rtlab.sidecar",
-    "OutOfBandSidecar": "rtlab.sidecar",
+    "EventLog": "rtlab.log",
+    "run_session": "rtlab.runs",
+    "arun_session": "rtlab.runs",
+    "RunOptions": "rtlab.runs",
+    "run_sidecar": "rtlab.runs",
+    "arun_sidecar": "rtlab.runs",
+    "TranscriptionSidecar": "rtlab.runs",
+    "LocalSidecar": "rtlab.runs",
+    "OutOfBandSidecar": "rtlab.runs",
+    "turns": "rtlab.analysis",
+    "summary": "rtlab.analysis",
     "probe": "rtlab.probe",
     "aprobe": "rtlab.probe",
 }
+#: Modules importable as attributes (``from rtlab import metrics``).
+_MODULES = {"metrics": "rtlab.analysis.metrics", "analysis": "rtlab.analysis", "audio": "rtlab.audio",
+            "data": "rtlab.data", "subtitles": "rtlab.analysis.subtitles"}
 
 
 def __getattr__(name: str):
+    if name in _MODULES:
+        module = importlib.import_module(_MODULES[name])
+        globals()[name] = module
+        return module
     if name in _LAZY:
         module = importlib.import_module(_LAZY[name])
         value = getattr(module, name)

@@ -16,7 +16,6 @@ Bad files are reported on stderr, one line each (file and reason), and the other
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,34 +58,6 @@ def make_target(name: str, *, seed: int | None = 0) -> Any:
     raise RtlabError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}")
 
 
-def load_references(path: Path | None) -> dict[str, list[dict]]:
-    """``--references`` file: ``{name: [{text, start_s, end_s}, ...]}`` or ``{name: "text"}``."""
-    if path is None:
-        return {}
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise RtlabError(f"{path}: cannot read references ({exc.strerror})") from None
-    except ValueError as exc:
-        raise RtlabError(f"{path}: references are not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise RtlabError(f"{path}: references must be a JSON object mapping file names to utterances")
-    out = {}
-    for name, value in data.items():
-        if isinstance(value, str):
-            value = [{"text": value, "start_s": None, "end_s": None}]
-        out[Path(name).name] = list(value)
-    return out
-
-
-def references_for(path: Path, given: dict[str, list[dict]]) -> list[dict] | None:
-    if path.name in given:
-        return given[path.name]
-    from .data import references_for as bundled
-
-    return bundled(path)
-
-
 def compare(audio_paths: list[Path | str], *, target: Any, voice_config: Any, sidecars=None, out: Path,
             references: dict[str, list[dict]] | None = None, speed: float = 1.0, chunk_ms: int = 40,
             progress: bool = True, on_error=None):
@@ -96,9 +67,10 @@ def compare(audio_paths: list[Path | str], *, target: Any, voice_config: Any, si
     """
     import pandas as pd
 
+    from .analysis import score_turns, turns
     from .audio import load
-    from .metrics import score_turns
-    from .sidecar import run_sidecar
+    from .data import references_for
+    from .runs import run_sidecar
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -116,14 +88,13 @@ def compare(audio_paths: list[Path | str], *, target: Any, voice_config: Any, si
                 raise
             on_error(path, exc)
             continue
-        turns = log.turns(references=references_for(path, references))
-        turns.insert(0, "file", path.name)
-        frames.append(turns)
+        table = turns(log, references_for(path, references))
+        table.insert(0, "file", path.name)
+        frames.append(table)
         logs.append((path.name, log))
     if not frames:
         return pd.DataFrame(), logs
-    turns = score_turns(pd.concat(frames, ignore_index=True))
-    return turns, logs
+    return score_turns(pd.concat(frames, ignore_index=True)), logs
 
 
 def _unique_stem(path: Path, paths: list[Path]) -> str:
@@ -131,32 +102,18 @@ def _unique_stem(path: Path, paths: list[Path]) -> str:
     return path.stem if len(same) == 1 else f"{path.stem}-{same.index(path) + 1}"
 
 
-def write_outputs(turns, logs, out: Path) -> dict[str, Path]:
-    from .metrics import summary
-    from .report import write_report
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    summ = summary(turns)
-    written = {
-        "turns": out / "turns.csv",
-        "summary": out / "summary.csv",
-    }
-    turns.drop(columns=[c for c in ("usage",) if c in turns.columns]).to_csv(written["turns"], index=False)
-    summ.to_csv(written["summary"], index=False)
-    written["report"] = write_report(turns, logs, out / "report.html", summary_df=summ)
-    return written
-
-
 def format_summary(summary_df) -> str:
-    cols = [c for c in ("source", "n_turns", "wer", "first_delta_p50_ms", "ttfs_p50_ms", "ttfs_p95_ms",
-                        "ttfs_true_p50_ms", "cost_usd") if c in summary_df.columns]
+    cols = [c for c in ("source", "model", "n_turns", "wer", "final_after_eos_p50_ms", "final_after_eos_p95_ms",
+                        "first_text_after_start_p50_ms", "first_text_before_eos_share", "cost_usd", "cost_basis")
+            if c in summary_df.columns]
     return summary_df[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}" if abs(v) < 10 else f"{v:.0f}")
 
 
 def run(args: argparse.Namespace) -> int:
+    from .analysis import summary
     from .config import SessionConfig
-    from .metrics import summary
+    from .data import load_references
+    from .report import write_outputs
 
     failures: list[str] = []
 
@@ -167,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if args.speed != 1:
         print(f"rtlab compare: note: audio fed at {args.speed:g}x real time; latencies are only meaningful at 1x",
               file=sys.stderr)
-    from .sidecar import parse_sidecar
+    from .runs import parse_sidecar
 
     sidecars = [parse_sidecar(s) for s in args.sidecar] if args.sidecar else None  # fail before any work
     references = load_references(args.references)

@@ -13,7 +13,7 @@ surface                       what is tried
 ``transcription-beta``        a beta ``transcription_session.update`` session
 ============================  ==================================================================================
 
-Each attempt is one run of :mod:`rtlab.session` (one mechanism for probing and measuring), so the probe also
+Each attempt is one run of :mod:`rtlab.runs` (one mechanism for probing and measuring), so the probe also
 measures first-delta and final latency. Results come back as a tidy DataFrame and can be saved as a JSON
 capability profile that ``rtlab serve --profile FILE`` loads to reproduce the endpoint offline.
 """
@@ -96,7 +96,7 @@ def surface_config(surface: str, model: str, *, voice_model: str = "gpt-realtime
 
 async def _probe_one(target: Any, model: str, surface: str, audio: Any, *, out: Path | None, options: Any,
                      voice_model: str, deployments: dict | None) -> dict:
-    from .session import RemoteLeg, arun_legs
+    from .runs import RemoteLeg, arun_legs
 
     row: dict[str, Any] = dict.fromkeys(RESULT_COLUMNS)
     row.update(model=model, surface=surface)
@@ -135,13 +135,15 @@ def classify(log: Any) -> dict:
     failed = server[server["type"] == "conversation.item.input_audio_transcription.failed"]
     completed = server[server["type"] == "conversation.item.input_audio_transcription.completed"]
     deltas = server[server["type"] == "conversation.item.input_audio_transcription.delta"]
-    turns = log.turns()
+    from .analysis import turns as turns_of
+
+    turns = turns_of(log)
     out["completed"] = bool(len(completed))
     out["n_deltas"] = int(len(deltas))
     if len(turns):
         first = turns.iloc[0]
-        out["first_delta_ms"] = _num(first.get("first_delta_ms"))
-        out["final_ms"] = _num(first.get("ttfs_ms"))
+        out["first_delta_ms"] = _num(first.get("first_text_after_start_ms"))
+        out["final_ms"] = _num(first.get("final_after_stop_ms"))
         out["transcript"] = " ".join(str(t) for t in turns["transcript"].dropna() if str(t))
     # Streaming: some delta of an item arrived before that item's speech ended (before speech_stopped/commit).
     out["deltas_stream"] = _deltas_before_end(server)
@@ -184,7 +186,7 @@ async def aprobe(target: Any, models: list[str] | tuple[str, ...] = DEFAULT_MODE
     import pandas as pd
 
     from .audio import load
-    from .session import RunOptions
+    from .runs import RunOptions
 
     clip_path = Path(clip) if Path(str(clip)).suffix else _bundled(str(clip))
     audio = load(clip_path)
@@ -225,7 +227,7 @@ def probe(target: Any, models=DEFAULT_MODELS, **kw) -> ProbeResult:
     >>> result = probe(Target.local(provider_profile="azure"))  # doctest: +SKIP
     >>> result.matrix()                                        # doctest: +SKIP
     """
-    from .session import run_sync
+    from .runs import run_sync
 
     return run_sync(aprobe(target, models, **kw))
 

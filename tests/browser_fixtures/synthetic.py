@@ -1,10 +1,10 @@
 """A deterministic synthetic session for widget tests and the widget bench.
 
 ``synthetic_session(...)`` records a plausible multi-source session (in-session voice + transcription-session
-sidecar + local engine) into an event log following the EventLog contract: ``to_frame()``, ``turns()``,
-``input_audio()``, ``output_audio(source)``, ``subscribe(callback)``. When ``rtlab.events`` exists the real
-``EventLog`` is used (``EventLog.create`` + ``record``); otherwise :class:`MemoryEventLog`, a small stand-in with
-the same surface, so the widgets can be built before the event log lands.
+sidecar + local engine) into an event log following the EventLog contract: ``to_frame()``, ``input_audio()``,
+``output_audio(source)``, ``subscribe(callback)``. With a ``path`` the real :class:`rtlab.log.EventLog` is used
+(``EventLog.create`` + ``record``); otherwise :class:`MemoryEventLog`, a small stand-in with the same surface (and
+a ``turns()`` with the turns-table columns the widgets read).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Turn:
 
 
 class MemoryEventLog:
-    """In-memory stand-in for ``rtlab.events.EventLog`` (same public surface the widgets read)."""
+    """In-memory stand-in for ``rtlab.log.EventLog`` (same public surface the widgets read)."""
 
     def __init__(self, meta: dict[str, Any] | None = None) -> None:
         self.meta = meta or {}
@@ -110,12 +110,11 @@ class MemoryEventLog:
                 "audio_start_ms": st["event"].iloc[0]["audio_start_ms"] if len(st) else np.nan,
                 "audio_end_ms": sp["event"].iloc[0]["audio_end_ms"] if len(sp) else np.nan,
                 "transcript": co["event"].iloc[-1]["transcript"] if len(co) else None,
-                "first_delta_ms": de["audio_ms"].iloc[0] if len(de) else np.nan,
-                "ttfs_ms": (co["audio_ms"].iloc[-1] - sp["event"].iloc[0]["audio_end_ms"])
-                if len(co) and len(sp) else np.nan,
+                "end_anchor": "speech_stopped" if len(sp) else None,
                 "n_deltas": len(de),
             })
-        return pd.DataFrame(out)
+        return pd.DataFrame(out, columns=["source", "item_id", "audio_start_ms", "audio_end_ms", "transcript",
+                                          "end_anchor", "n_deltas"])
 
     def input_audio(self) -> tuple[np.ndarray, int]:
         return self._input
@@ -187,7 +186,7 @@ def synthetic_session(*, seconds: float = 30.0, turns: int = 4, events: int | No
     try:
         if memory or path is None:
             raise ImportError("in-memory log requested")
-        from rtlab.events import EventLog  # type: ignore[attr-defined]
+        from rtlab.log import EventLog  # type: ignore[attr-defined]
 
         log = EventLog.create(path, meta={"synthetic": True, "seed": seed}, overwrite=True)
     except ImportError:
@@ -340,5 +339,5 @@ def write_fixture_log(directory: str | Path, **kwargs: Any) -> tuple[Any, str]:
         code = f"import sys\nsys.path.insert(0, {here!r})\nfrom synthetic import MemoryEventLog\n" \
                f"log = MemoryEventLog.load({str(saved)!r})"
     else:
-        code = f"from rtlab.events import EventLog\nlog = EventLog.load({str(directory / 'events.jsonl')!r})"
+        code = f"from rtlab.log import EventLog\nlog = EventLog.load({str(directory / 'events.jsonl')!r})"
     return log, code

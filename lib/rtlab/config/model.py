@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from rtlab.errors import ConfigError
 from rtlab.protocol.catalogue import (
     DEFAULT_TRANSCRIPTION_MODEL,
+    DEFAULT_TRANSCRIPTION_SIDECAR_MODEL,
     DEFAULT_VOICE_MODEL,
     DELAYS,
     TRANSCRIPTION_MODELS,
@@ -398,7 +399,8 @@ class SessionConfig:
 NULLABLE = frozenset({"transcription", "turn_detection", "noise_reduction"})
 
 
-def _transcription_session(cls: type[SessionConfig], model: str = "gpt-4o-transcribe", **kw: Any) -> SessionConfig:
+def _transcription_session(cls: type[SessionConfig], model: str = DEFAULT_TRANSCRIPTION_SIDECAR_MODEL, **kw: Any
+                           ) -> SessionConfig:
     """A transcription session (no voice output) for ``model``.
 
     Turn detection defaults to server VAD at the service defaults, or to ``None`` (the client commits) for

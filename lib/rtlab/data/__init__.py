@@ -90,22 +90,27 @@ def clip_path(name: str) -> Path:
     return data_dir() / entry["file"]
 
 
-def references_for(path: str | os.PathLike) -> list[dict] | None:
-    """The reference utterances of a bundled clip, or ``None`` for any other audio.
+def references_for(path: str | os.PathLike, given: dict[str, list[dict]] | None = None) -> list[dict] | None:
+    """The reference utterances of an audio file: from ``given`` (by file name) when it has them, else those of
+    a bundled clip, else ``None``.
 
     Parameters
     ----------
     path : str or os.PathLike
         A path that resolves to a bundled clip, a path or bare file name whose file name is a clip's file name
         (``"short.wav"``, ``"/tmp/copy/short.wav"``), or a clip name (``"short"``).
+    given : dict, optional
+        ``{file name: utterances}``, e.g. from :func:`load_references`.
 
     Returns
     -------
     list of dict or None
         ``[{"text", "speaker", "voice", "start_s", "end_s", ...}]`` in order (a copy), or ``None``.
     """
-    table = _manifest()["clips"]
     p = Path(path)
+    if given and p.name in given:
+        return copy.deepcopy(given[p.name])
+    table = _manifest()["clips"]
     by_file = {Path(e["file"]).name: n for n, e in table.items()}
     name = None
     try:
@@ -124,3 +129,33 @@ def references_for(path: str | os.PathLike) -> list[dict] | None:
     if name is None:
         return None
     return copy.deepcopy(table[name]["utterances"])
+
+
+def load_references(path: str | os.PathLike | None) -> dict[str, list[dict]]:
+    """A references file: JSON ``{file name: [{text, start_s, end_s}, ...]}`` or ``{file name: "text"}``.
+
+    Raises
+    ------
+    RtlabError
+        When the file cannot be read or is not such an object (the message names the file).
+    """
+    import json
+
+    from rtlab.errors import RtlabError
+
+    if path is None:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise RtlabError(f"{path}: cannot read references ({exc.strerror})") from None
+    except ValueError as exc:
+        raise RtlabError(f"{path}: references are not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise RtlabError(f"{path}: references must be a JSON object mapping file names to utterances")
+    out = {}
+    for name, value in data.items():
+        if isinstance(value, str):
+            value = [{"text": value, "start_s": None, "end_s": None}]
+        out[Path(name).name] = list(value)
+    return out

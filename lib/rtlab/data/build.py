@@ -208,11 +208,7 @@ def normalize(y: np.ndarray, *, level_dbfs: float = LEVEL_DBFS, peak_limit: floa
 
 
 def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
-    if orig_sr == target_sr:
-        return y
-    import librosa
-
-    return librosa.resample(y, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq")
+    return _audio.resample(y, orig_sr, target_sr)
 
 
 def speech(text: str, voice: str, sample_rate: int) -> np.ndarray:
@@ -375,7 +371,7 @@ def build(out_dir: str | Path | None = None, names: list[str] | None = None, *, 
             "seed": SEED,
             "level_dbfs": LEVEL_DBFS,
             "trim": {"frame_ms": TRIM_FRAME_MS, "threshold_db_below_peak_frame": -TRIM_REL_DB},
-            "resampler": "soxr_hq (librosa)",
+            "resampler": "soxr HQ (rtlab.audio.resample)",
         },
         "clips": {k: clips[k] for k in sorted(clips)},
     }

@@ -43,9 +43,8 @@ from openai.types.realtime.realtime_transcription_session_create_request import 
 from pydantic import TypeAdapter, ValidationError
 
 from rtlab import protocol as P
-from rtlab.audio import decode_g711, encode_g711
+from rtlab.audio import Resampler, decode_g711, encode_g711, resample
 from rtlab.engines.base import EngineSet, Transcript
-from rtlab.engines.resample import StreamingResampler
 from rtlab.engines.turns import TurnDetector
 from rtlab.errors import ConfigError
 from rtlab.protocol import rules as R
@@ -634,7 +633,7 @@ class Session:
         law = "ulaw" if ftype == "audio/pcmu" else "alaw"
 
         if self._g711 is None or self._g711[0] != law:
-            self._g711 = (law, StreamingResampler(P.G711_RATE, SAMPLE_RATE))
+            self._g711 = (law, Resampler(P.G711_RATE, SAMPLE_RATE))
         return self._g711[1].process(decode_g711(raw, law)).astype(np.int16)
 
     def _slice(self, start: int, end: int) -> np.ndarray:
@@ -1026,15 +1025,13 @@ class Session:
             np.zeros(0, np.int16)
         rate = int(getattr(tts, "sample_rate", SAMPLE_RATE))
         if rate != SAMPLE_RATE and len(pcm):
-            r = StreamingResampler(rate, SAMPLE_RATE)
-            pcm = np.concatenate([r.process(pcm), r.flush()]).astype(np.int16)
+            pcm = resample(pcm, rate, SAMPLE_RATE)
         resp.audio_s = len(pcm) / SAMPLE_RATE
         ftype = resp.fmt.get("type", "audio/pcm") if isinstance(resp.fmt, dict) else "audio/pcm"
         if ftype == "audio/pcm":
             data, per_chunk = pcm.astype("<i2").tobytes(), 2 * _samples(RESPONSE_CHUNK_MS)
         else:
-            r = StreamingResampler(SAMPLE_RATE, P.G711_RATE)
-            low = np.concatenate([r.process(pcm), r.flush()]).astype(np.int16)
+            low = resample(pcm, SAMPLE_RATE, P.G711_RATE)
             data = encode_g711(low, "ulaw" if ftype == "audio/pcmu" else "alaw")
             per_chunk = P.G711_RATE * RESPONSE_CHUNK_MS // 1000
         return [data[i: i + per_chunk] for i in range(0, len(data), per_chunk)]

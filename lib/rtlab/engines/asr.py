@@ -42,8 +42,8 @@ import time
 import numpy as np
 import pocketsphinx
 
+from rtlab.audio import Resampler, resample
 from rtlab.engines.base import Stability, Transcript, Word
-from rtlab.engines.resample import StreamingResampler
 from rtlab.errors import AudioError, ConfigError, RtlabError
 
 __all__ = ["AcousticContext", "PocketSphinxAsr", "PocketSphinxStream"]
@@ -146,7 +146,7 @@ class PocketSphinxStream:
         self.boundary_tolerance_ms = engine.boundary_tolerance_ms
         self.keywords = list(keywords or [])
         self.language = language
-        self._resampler: StreamingResampler | None = None
+        self._resampler: Resampler | None = None
         self._source_rate: int | None = None
         self._n16 = 0  # 16 kHz samples given to the decoder
         self._partial_at_ms = -math.inf  # audio time of the last partial hypothesis
@@ -182,7 +182,7 @@ class PocketSphinxStream:
                     "<asr stream>", f"expected 1-D int16 samples, got dtype {pcm.dtype} shape {pcm.shape}"
                 )
             if self._resampler is None:
-                self._resampler = StreamingResampler(sample_rate, _DECODER_RATE)
+                self._resampler = Resampler(sample_rate, _DECODER_RATE)
                 self._source_rate = sample_rate
             elif sample_rate != self._source_rate:
                 raise AudioError(
@@ -422,8 +422,7 @@ class PocketSphinxAsr:
             raise AudioError(
                 "<asr input>", f"expected 1-D int16 samples, got dtype {pcm.dtype} shape {pcm.shape}"
             )
-        rs = StreamingResampler(sample_rate, _DECODER_RATE)
-        pcm16 = np.concatenate([rs.process(pcm), rs.flush()])
+        pcm16 = resample(pcm, sample_rate, _DECODER_RATE)
         decoder = self._acquire()
         try:
             decoder.start_utt()

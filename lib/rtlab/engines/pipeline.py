@@ -47,6 +47,7 @@ from rtlab.engines.turns import TurnDetector
 from rtlab.errors import AudioError, ConfigError
 
 __all__ = [
+    "DEFAULT_VAD",
     "Final",
     "LocalPipeline",
     "Partial",
@@ -65,6 +66,10 @@ class VadParams:
     threshold: float = 0.5
     prefix_padding_ms: int = 300
     silence_duration_ms: int = 500
+
+
+#: Server VAD at the service defaults.
+DEFAULT_VAD = VadParams()
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,7 @@ class LocalPipeline:
         False: turn events only, no recognizer (``Final`` carries an empty transcript).
     """
 
-    def __init__(self, engines: EngineSet, *, vad: VadParams | None = VadParams(), partials: bool = True,
+    def __init__(self, engines: EngineSet, *, vad: VadParams | None = DEFAULT_VAD, partials: bool = True,
                  stability: Stability | None = None, language: str | None = None,
                  keywords: list[str] | None = None, sample_rate: int = 24000, recognize: bool = True) -> None:
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:

@@ -22,10 +22,10 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-import librosa
 import numpy as np
 import soundfile as sf
 
+from rtlab.audio import resample
 from rtlab.errors import ConfigError, RtlabError
 
 __all__ = ["FliteTts", "FliteMissingError", "flite_voices"]
@@ -182,5 +182,5 @@ class FliteTts:
             data, sr = sf.read(str(wav), dtype="float32", always_2d=True)
         y = data.mean(axis=1)
         if sr != self.sample_rate:
-            y = librosa.resample(y, orig_sr=sr, target_sr=self.sample_rate, res_type="soxr_hq")
+            y = resample(y, sr, self.sample_rate)
         return np.clip(np.rint(y * 32767.0), -32768, 32767).astype(np.int16)

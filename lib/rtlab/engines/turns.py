@@ -26,8 +26,8 @@ How the three ``server_vad`` parameters map
     speech window, so it is frame-accurate (0..30 ms after the true end of speech for WebRTC; no extra hangover).
 
 All times are stream audio time: milliseconds since the first sample fed, at the stream's ``sample_rate``. Audio
-at other rates than the VAD's (24 kHz for the Realtime protocol) is resampled with a chunking-independent
-polyphase filter, so feeding the same audio in any chunk sizes yields identical events.
+at other rates than the VAD's (24 kHz for the Realtime protocol) is resampled with :class:`rtlab.audio.Resampler`
+(soxr, chunking-independent), so feeding the same audio in any chunk sizes yields identical events.
 
 Example
 -------
@@ -45,8 +45,8 @@ from typing import Literal
 
 import numpy as np
 
+from rtlab.audio import Resampler
 from rtlab.engines.base import Vad
-from rtlab.engines.resample import StreamingResampler
 from rtlab.engines.vad import WebRtcVad
 from rtlab.errors import AudioError, ConfigError
 
@@ -152,7 +152,7 @@ class TurnDetector:
         self.frame_ms = int(self.vad.frame_ms)
         self._frame_samples = int(self.vad.sample_rate) * self.frame_ms // 1000
         self._window_frames = max(1, round(smoothing_ms / self.frame_ms))
-        self._resampler = StreamingResampler(self.sample_rate, int(self.vad.sample_rate))
+        self._resampler = Resampler(self.sample_rate, int(self.vad.sample_rate))
         self._pending = np.zeros(0, dtype=np.int16)  # VAD-rate samples not yet framed
         self._n_in = 0  # input samples fed
         self._n_frames = 0  # VAD frames analysed
@@ -223,12 +223,22 @@ class TurnDetector:
         The detector stays usable; later audio continues on the same clock. The unanalysed tail (less than one
         VAD frame) does not count as speech.
         """
+        # Analyse what the resampler still holds (soxr keeps ~20 ms back for its filter); later audio starts a
+        # fresh resampler on the same clock.
+        events: list[TurnEvent] = []
+        tail = self._resampler.flush()
+        self._resampler = Resampler(self.sample_rate, int(self.vad.sample_rate))
+        samples = np.concatenate([self._pending, tail]) if len(self._pending) else tail
+        n_full = len(samples) // self._frame_samples
+        for k in range(n_full):
+            self._analyse(samples[k * self._frame_samples : (k + 1) * self._frame_samples], events)
+        self._pending = samples[n_full * self._frame_samples :].copy()
         if not self._in_turn:
-            return []
+            return events
         self._in_turn = False
         self._last_turn_end_ms = self._last_speech_end_ms
         self._window.clear()
-        return [
+        return events + [
             TurnEvent(
                 "speech_stopped", self._last_speech_end_ms, max(self.analysed_ms, self._last_speech_end_ms)
             )

@@ -20,7 +20,7 @@ from typing import Literal
 from .evidence import Evidence
 
 __all__ = [
-    "DELAYS", "DEFAULT_TRANSCRIPTION_MODEL", "DEFAULT_VOICE_MODEL", "Latency", "MODEL_APIS", "ModelApi",
+    "DELAYS", "DEFAULT_TRANSCRIPTION_MODEL", "DEFAULT_TRANSCRIPTION_SIDECAR_MODEL", "DEFAULT_VOICE_MODEL", "Latency", "MODEL_APIS", "ModelApi",
     "TRANSCRIPTION_MODELS", "TranscriptionModel", "VOICE_MODELS", "VoiceModel", "api_of", "retirement",
     "transcription_model", "voice_model",
 ]
@@ -132,9 +132,11 @@ TRANSCRIPTION_MODELS: MappingProxyType[str, TranscriptionModel] = MappingProxyTy
                             "session model"),
 ]})
 
-#: The transcription model rtlab proposes by default (OpenAI's recommended starting point is gpt-live-transcribe,
-#: which works in transcription sessions only; inside a voice session rtlab uses gpt-realtime-whisper).
+#: The in-session transcription model rtlab proposes by default: gpt-realtime-whisper streams inside a voice session.
 DEFAULT_TRANSCRIPTION_MODEL = "gpt-realtime-whisper"
+#: The transcription-session (sidecar) model rtlab proposes by default: OpenAI's recommended starting point for
+#: realtime transcription (documented: realtime-transcription guide); transcription sessions only, client commits.
+DEFAULT_TRANSCRIPTION_SIDECAR_MODEL = "gpt-live-transcribe"
 
 _RETIRE_RT = "2027-01-20"  # SDK RealtimeSessionCreateRequest.model docstring
 _E_SDK_SESSION = Evidence("documented", _SDK_SESSION, _SDK_DATE)

@@ -14,8 +14,8 @@ from types import MappingProxyType
 from typing import Literal
 
 __all__ = [
-    "APPEND", "BETA_TO_GA_SERVER", "CLEAR", "CLEARED", "CLIENT_EVENTS", "COMMIT", "COMMITTED", "ERROR",
-    "GA_ONLY_SERVER", "GA_TO_BETA_SERVER", "HANDSHAKE_FAILED", "ITEM_ADDED", "ITEM_CREATE", "ITEM_DELETE",
+    "APPEND", "BETA_TO_GA_SERVER", "CLEAR", "CLEARED", "CLIENT_EVENTS", "COMMIT", "COMMITTED", "ERROR", "EVENT_ROLES",
+    "GA_ONLY_SERVER", "GA_TO_BETA_SERVER", "HANDSHAKE_FAILED", "INPUT_AUDIO_FIELDS", "LOCAL_FINAL", "LOCAL_PARTIAL", "LOCAL_SPEECH_STARTED", "LOCAL_SPEECH_STOPPED", "OUTPUT_AUDIO_FIELDS", "ITEM_ADDED", "ITEM_CREATE", "ITEM_DELETE",
     "ITEM_DELETED", "ITEM_DONE", "ITEM_RETRIEVE", "ITEM_RETRIEVED", "ITEM_TRUNCATE", "ITEM_TRUNCATED",
     "OUTPUT_AUDIO_DELTA", "OUTPUT_AUDIO_DONE", "OUTPUT_AUDIO_TRANSCRIPT_DELTA", "OUTPUT_AUDIO_TRANSCRIPT_DONE",
     "OUTPUT_TEXT_DELTA", "OUTPUT_TEXT_DONE", "RATE_LIMITS_UPDATED", "RESPONSE_CANCEL", "RESPONSE_CONTENT_PART_ADDED",
@@ -77,9 +77,24 @@ TEXT_DONES = (OUTPUT_TEXT_DONE, OUTPUT_AUDIO_TRANSCRIPT_DONE)
 SESSION_EVENTS = (SESSION_CREATED, SESSION_UPDATED)
 TRANSCRIPTION_EVENTS = (TR_DELTA, TR_COMPLETED, TR_FAILED, TR_SEGMENT)
 
+#: Events that carry base64 audio and the field that holds it, per direction (GA names; beta names canonicalize
+#: to these); the local sidecar records what it consumed as ``local.audio``. Live and translation sessions use ``session.input_audio.append`` (Live only; translation uses
+#: ``input_audio_buffer.append``) and ``session.output_audio.delta``. The event log stores this audio in tracks.
+INPUT_AUDIO_FIELDS: MappingProxyType[str, str] = MappingProxyType(
+    {APPEND: "audio", "session.input_audio.append": "audio", "local.audio": "audio"})
+OUTPUT_AUDIO_FIELDS: MappingProxyType[str, str] = MappingProxyType(
+    {OUTPUT_AUDIO_DELTA: "delta", "session.output_audio.delta": "delta"})
+
 # -- rtlab's own pseudo-events in event logs (never on the wire) --------------------------------------------------
 HANDSHAKE_FAILED = "rtlab.handshake_failed"
 UNPARSEABLE = "rtlab.unparseable"
+
+#: Events of the local engine (rtlab.engines.pipeline.LocalPipeline) as the local sidecar records them: the
+#: pipeline's own events, not Realtime events (no server is involved). Every one carries ``item_id`` (its segment).
+LOCAL_SPEECH_STARTED = "local.speech_started"  # audio_start_ms, detected_ms
+LOCAL_PARTIAL = "local.partial"  # delta, text
+LOCAL_SPEECH_STOPPED = "local.speech_stopped"  # speech_end_ms, detected_ms
+LOCAL_FINAL = "local.final"  # start_ms, end_ms, transcript, cause, words
 
 # -- GA <-> beta --------------------------------------------------------------------------------------------------
 #: GA name -> beta name, for every server event whose name differs. Names absent here are the same in both.
@@ -146,3 +161,29 @@ def canonical_event_name(name: str) -> str:
     if name.startswith("transcription_session."):
         return "session." + name.split(".", 1)[1]
     return BETA_TO_GA_SERVER.get(name, name)
+
+
+# -- roles: what an event means for a timeline, whatever its protocol family --------------------------------------
+#: event type (canonical name) -> role. Views (widgets, plots) draw by role, so every family shows the same way.
+#: Roles: ``delta`` (a piece of input transcript), ``final`` (a turn's final input transcript), ``failed``,
+#: ``error``, ``response_started`` / ``response_done`` (assistant output), ``output_text`` (assistant transcript).
+EVENT_ROLES: MappingProxyType[str, str] = MappingProxyType({
+    # Realtime
+    TR_DELTA: "delta",
+    TR_COMPLETED: "final",
+    TR_FAILED: "failed",
+    ERROR: "error",
+    HANDSHAKE_FAILED: "error",
+    RESPONSE_CREATED: "response_started",
+    RESPONSE_DONE: "response_done",
+    # the local engine
+    LOCAL_PARTIAL: "delta",
+    LOCAL_FINAL: "final",
+    # GPT-Live and translation sessions (documented: openai SDK 3.57 openai/types/live, realtime translations)
+    "session.input_transcript.delta": "delta",
+    "session.output_transcript.delta": "output_text",
+    # Azure Speech (the SDK's recognizer events as rtlab records them)
+    "azure_speech.transcribing": "delta",
+    "azure_speech.transcribed": "final",
+    "azure_speech.canceled": "error",
+})

@@ -6,11 +6,12 @@ session with 50,000 events fits in a few megabytes, and everything can be tested
 
 Span placement in audio time (the audio clock of the session):
 
-- ``vad``: ``speech_started.audio_start_ms`` → ``speech_stopped.audio_end_ms`` of one item.
-- ``item``: a committed item spans its speech window (or, without VAD, the audio since the previous commit).
-- ``delta`` / ``completed``: ticks at the ``audio_ms`` where the event arrived; clicking plays the item's window.
-- ``response``: ``response.created`` → ``response.done`` (arrival times); plays the source's output audio.
-- ``error``: ticks for ``error`` and ``...transcription.failed`` events.
+- ``vad``: a turn a source's VAD heard (turns ending at a ``speech_stopped``), from the turns table.
+- ``item``: every turn's span in audio time (from the turns table), labelled with its transcript.
+- ``delta`` / ``completed``: ticks at the ``audio_ms`` where a text event arrived (by role, any protocol family);
+  clicking plays the turn's window.
+- ``response``: response started → done (arrival times); plays the source's output audio.
+- ``error``: ticks for errors and failed transcriptions.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rtlab.protocol.events import EVENT_ROLES, OUTPUT_AUDIO_FIELDS
+
 #: Tier names, in the order the timeline draws them within a source.
 TIERS: tuple[str, ...] = ("vad", "item", "delta", "completed", "response", "error")
 #: Tiers drawn as ticks (instants) rather than intervals.
@@ -38,17 +41,6 @@ TIER_LABELS: dict[str, str] = {
     "response": "response",
     "error": "error / failed",
 }
-
-_T_STARTED = "input_audio_buffer.speech_started"
-_T_STOPPED = "input_audio_buffer.speech_stopped"
-_T_COMMITTED = "input_audio_buffer.committed"
-_T_DELTA = "conversation.item.input_audio_transcription.delta"
-_T_COMPLETED = "conversation.item.input_audio_transcription.completed"
-_T_FAILED = "conversation.item.input_audio_transcription.failed"
-_T_RESP_CREATED = "response.created"
-_T_RESP_DONE = "response.done"
-_T_OUT_AUDIO = "response.output_audio.delta"
-_T_ERROR = "error"
 
 _LABEL_MAX = 160
 #: Half-width of the window an error without an item plays, in ms.
@@ -276,47 +268,32 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
-class _Row:
-    """One server record without its event; ``event`` is fetched (decoded) only when asked for."""
+def build_spans(frame: pd.DataFrame, turns: pd.DataFrame, *, end_ms: float | None = None) -> Spans:
+    """Spans for every source and tier, from an event frame and the turns table of the same log.
 
-    __slots__ = ("i", "seq", "audio_ms", "source", "type", "item_id", "response_id", "_events")
-
-    def __init__(self, i: int, seq: Any, audio_ms: Any, source: Any, type_: Any, item_id: Any, response_id: Any,
-                 events: Any) -> None:
-        self.i, self.seq, self.audio_ms, self.source, self.type = i, seq, audio_ms, source, type_
-        self.item_id, self.response_id, self._events = item_id, response_id, events
-
-    @property
-    def event(self) -> Any:
-        return self._events[self.i]
-
-
-def _rows(frame: pd.DataFrame) -> list[_Row]:
-    # Never iterate the event column: a log's lazy event array decodes every event it yields.
-    events = frame["event"].array
-    cols = [frame[c].tolist() for c in ("seq", "audio_ms", "source", "type", "item_id", "response_id")]
-    return [_Row(i, *vals, events) for i, vals in enumerate(zip(*cols, strict=True))]
-
-
-def build_spans(frame: pd.DataFrame, *, end_ms: float | None = None) -> Spans:
-    """Spans for every source and tier from an event frame (the columns of ``EventLog.to_frame()``).
+    Turn windows (``vad``: the span a source heard as speech; ``item``: its committed turn) come from the turns
+    table (:func:`rtlab.analysis.turns`), so every protocol family is drawn alike; ticks come from the events by
+    their role (:data:`rtlab.protocol.events.EVENT_ROLES`): a delta or final plays its turn's window, an error one
+    second around it.
 
     Parameters
     ----------
     frame : pandas.DataFrame
-        Needs ``seq``, ``audio_ms``, ``direction``, ``source``, ``type``, ``item_id``, ``response_id``, ``event``.
+        ``EventLog.to_frame()``: needs ``seq``, ``audio_ms``, ``direction``, ``source``, ``type``, ``item_id``,
+        ``response_id``, ``event``.
+    turns : pandas.DataFrame
+        ``rtlab.analysis.turns(log)`` of the same log.
     end_ms : float, optional
-        Where open spans (speech never stopped, response never done) end; default: the last ``audio_ms``.
+        Where open spans (a response never done) end; default: the last ``audio_ms``.
     """
     missing = {"seq", "audio_ms", "direction", "source", "type", "item_id", "response_id", "event"} - set(frame.columns)
     if missing:
         raise ValueError(f"event frame lacks columns {sorted(missing)}; pass EventLog.to_frame()")
-    server = frame[(frame["direction"] == "server").to_numpy()]
     audio = pd.to_numeric(frame["audio_ms"], errors="coerce")
     last_ms = float(audio.max()) if audio.notna().any() else 0.0
     end_ms = last_ms if end_ms is None else float(end_ms)
 
-    sources: list[str] = list(dict.fromkeys(frame["source"].tolist()))
+    sources: list[str] = list(dict.fromkeys(frame["source"].astype(str).tolist() + turns["source"].astype(str).tolist()))
     items: list[str] = []
     item_index: dict[str, int] = {}
     labels: list[str] = []
@@ -340,70 +317,55 @@ def build_spans(frame: pd.DataFrame, *, end_ms: float | None = None) -> Spans:
             label: int = -1) -> None:
         rows.append((round(start), round(end), round(play0), round(play1), seq, item, label, src, TIERS.index(tier)))
 
-    # Per (source, item): the speech window and the last transcript, gathered in one pass.
-    windows: dict[tuple[str, str], list[float | None]] = {}
-    started_seq: dict[tuple[str, str], int] = {}
-    finals: dict[tuple[str, str], str] = {}
-    rows_ = _rows(server)
-    for rec in rows_:
-        t, key = rec.type, (rec.source, rec.item_id)
-        if t not in (_T_STARTED, _T_STOPPED, _T_COMPLETED):
+    # Turn windows from the turns table.
+    windows: dict[tuple[str, str], tuple[float, float]] = {}
+    seq_of = _first_seq(frame)
+    for t in turns.itertuples(index=False):
+        start, end = _num(t.audio_start_ms), _num(t.audio_end_ms)
+        if start is None:
             continue
-        ev = rec.event
-        if not isinstance(ev, Mapping):
-            continue
-        if t == _T_STARTED:
-            windows.setdefault(key, [None, None])[0] = _num(ev.get("audio_start_ms"))
-            started_seq.setdefault(key, int(rec.seq))
-        elif t == _T_STOPPED:
-            windows.setdefault(key, [None, None])[1] = _num(ev.get("audio_end_ms"))
-        elif t == _T_COMPLETED:
-            finals[key] = ev.get("transcript") or ""
+        end = end if end is not None else end_ms
+        key = (str(t.source), str(t.item_id))
+        windows[key] = (start, end)
+        src = sources.index(str(t.source))
+        seq = seq_of.get(key, -1)
+        if t.end_anchor == "speech_stopped" or _num(t.audio_end_ms) is None:  # a VAD turn (or one still open)
+            add(src, "vad", start, end, start, end, seq, item_no(t.item_id))
+        add(src, "item", start, end, start, end, seq, item_no(t.item_id), label_no(t.transcript))
 
-    def window(key: tuple[str, str]) -> tuple[float, float] | None:
-        w = windows.get(key)
-        if not w or w[0] is None:
-            return None
-        return w[0], (w[1] if w[1] is not None else end_ms)
-
-    for (src_name, item_id), seq in started_seq.items():
-        w = window((src_name, item_id))
-        if w:
-            add(sources.index(src_name), "vad", w[0], w[1], w[0], w[1], seq, item_no(item_id))
-
-    last_commit: dict[str, float] = {}
+    # Ticks by role.
+    server = frame[(frame["direction"] == "server").to_numpy()]
+    roles = server["type"].astype(str).map(EVENT_ROLES)
+    events = server["event"].array
     responses: dict[tuple[str, str], tuple[float, int]] = {}
-    for rec in rows_:
-        t = rec.type
-        src = sources.index(rec.source)
-        seq = int(rec.seq)
-        at = _num(rec.audio_ms)
+    finals = {(str(t.source), str(t.item_id)): t.transcript for t in turns.itertuples(index=False)}
+    for i, (role, seq, at, source, item_id, rid) in enumerate(zip(
+            roles.tolist(), server["seq"].tolist(), server["audio_ms"].tolist(), server["source"].astype(str).tolist(),
+            server["item_id"].tolist(), server["response_id"].tolist(), strict=True)):
+        if not isinstance(role, str):
+            continue
+        at = _num(at)
         at = end_ms if at is None else at
-        key = (rec.source, rec.item_id)
-        if t == _T_COMMITTED:
-            w = window(key) or (last_commit.get(rec.source, 0.0), at)
-            last_commit[rec.source] = w[1]
-            add(src, "item", w[0], w[1], w[0], w[1], seq, item_no(rec.item_id), label_no(finals.get(key)))
-        elif t in (_T_DELTA, _T_COMPLETED):
-            w = window(key) or (max(0.0, at - _ERROR_PLAY_MS), at)
-            # Delta texts are not drawn (ticks) and hover fetches the JSON: skip decoding tens of thousands;
-            # a final's text was read in the first pass.
-            text = finals.get(key) if t == _T_COMPLETED else None
-            add(src, "delta" if t == _T_DELTA else "completed", at, at, w[0], w[1], seq, item_no(rec.item_id),
-                label_no(text))
-        elif t == _T_RESP_CREATED:
-            if isinstance(rec.response_id, str):
-                responses[(rec.source, rec.response_id)] = (at, seq)
-        elif t == _T_RESP_DONE:
-            start = responses.pop((rec.source, rec.response_id), None)
+        src = sources.index(source)
+        key = (source, item_id if isinstance(item_id, str) else "")
+        if role in ("delta", "final"):
+            w = windows.get(key) or (max(0.0, at - _ERROR_PLAY_MS), at)
+            # Delta texts are not drawn (ticks) and hover fetches the JSON: no decoding of tens of thousands.
+            add(src, "delta" if role == "delta" else "completed", at, at, w[0], w[1], int(seq), item_no(item_id),
+                label_no(finals.get(key)) if role == "final" else -1)
+        elif role == "response_started" and isinstance(rid, str):
+            responses[(source, rid)] = (at, int(seq))
+        elif role == "response_done" and isinstance(rid, str):
+            start = responses.pop((source, rid), None)
             if start is not None:
                 add(src, "response", start[0], at, start[0], at, start[1], -1)
-        elif t in (_T_ERROR, _T_FAILED):
-            w = window(key) or (max(0.0, at - _ERROR_PLAY_MS), at + _ERROR_PLAY_MS)
-            ev = rec.event
+        elif role in ("error", "failed"):
+            w = windows.get(key) or (max(0.0, at - _ERROR_PLAY_MS), at + _ERROR_PLAY_MS)
+            ev = events[i]
             err = ev.get("error") if isinstance(ev, Mapping) else None
-            msg = (err.get("message") or err.get("code")) if isinstance(err, Mapping) else None
-            add(src, "error", at, at, w[0], w[1], seq, item_no(rec.item_id), label_no(msg))
+            msg = (err.get("message") or err.get("code")) if isinstance(err, Mapping) else \
+                (ev.get("message") if isinstance(ev, Mapping) else None)
+            add(src, "error", at, at, w[0], w[1], int(seq), item_no(item_id), label_no(msg))
     for (src_name, _rid), (start, seq) in responses.items():  # never done: open until the end
         add(sources.index(src_name), "response", start, end_ms, start, end_ms, seq, -1)
 
@@ -427,9 +389,16 @@ def build_spans(frame: pd.DataFrame, *, end_ms: float | None = None) -> Spans:
     )
 
 
+def _first_seq(frame: pd.DataFrame) -> dict[tuple[str, str], int]:
+    """The first record of each (source, item): what hovering a turn window shows."""
+    sub = frame[frame["item_id"].notna().to_numpy() & (frame["direction"] == "server").to_numpy()]
+    first = sub.groupby([sub["source"].astype(str), sub["item_id"].astype(str)], sort=False)["seq"].min()
+    return {k: int(v) for k, v in first.items()}
+
+
 def output_sources(frame: pd.DataFrame) -> list[str]:
     """Sources that streamed assistant audio (those get an output waveform lane)."""
-    mask = (frame["direction"] == "server") & (frame["type"] == _T_OUT_AUDIO)
+    mask = (frame["direction"] == "server") & frame["type"].astype(str).isin(list(OUTPUT_AUDIO_FIELDS))
     return list(dict.fromkeys(frame.loc[mask, "source"].tolist()))
 
 
@@ -463,14 +432,9 @@ def _float_mono(samples: np.ndarray) -> np.ndarray:
 
 
 def _resample(x: np.ndarray, rate: int, target: int) -> np.ndarray:
-    if rate == target or x.size == 0:
-        return x
-    from math import gcd
+    from rtlab.audio import resample
 
-    from scipy.signal import resample_poly
-
-    g = gcd(rate, target)
-    return resample_poly(x, target // g, rate // g).astype(np.float32)
+    return resample(x, rate, target).astype(np.float32)
 
 
 def opus_bitrate(total_seconds: float, budget_bytes: int = AUDIO_BUDGET_BYTES) -> int:

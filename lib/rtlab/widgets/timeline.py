@@ -49,6 +49,17 @@ def _frame_of(log: Any) -> pd.DataFrame:
     return log.to_frame()
 
 
+def _turns_of(log: Any, frame: pd.DataFrame, turns: pd.DataFrame | None) -> pd.DataFrame:
+    """The turns table the turn windows come from: given, else computed from the log (restricted to the frame's
+    sources); an empty table for a bare frame without a log."""
+    if turns is None:
+        from rtlab.analysis import turns as turns_of
+        from rtlab.analysis.turns import TURN_COLUMNS
+
+        turns = turns_of(log) if not isinstance(log, pd.DataFrame) else pd.DataFrame(columns=TURN_COLUMNS)
+    return turns[turns["source"].isin(set(frame["source"].unique()))]
+
+
 def collect_lanes(log: Any, frame: pd.DataFrame) -> list[P.Lane]:
     """The waveform lanes of a log: its input audio, then each source's assistant output audio."""
     lanes: list[P.Lane] = []
@@ -75,6 +86,8 @@ class Timeline(anywidget.AnyWidget):
     ----------
     log : EventLog
         A recorded (or loaded) event log: ``to_frame()``, ``input_audio()``, ``output_audio(source)``.
+    turns : pandas.DataFrame, optional
+        ``rtlab.analysis.turns(log)`` when already computed (the turn windows come from it); computed otherwise.
     sources : iterable of str, optional
         Only these sources' tiers (default: every source in the log, in order of first appearance).
     height : int
@@ -124,7 +137,8 @@ class Timeline(anywidget.AnyWidget):
     height = t.Int(0, help="canvas height in CSS px; 0 = fit lanes and tiers").tag(sync=True)
     selection = t.Dict(help="selected span: {source, kind, item_id, start_ms, end_ms, seq}").tag(sync=True)
 
-    def __init__(self, log: Any, *, sources: Iterable[str] | None = None, height: int = 0,
+    def __init__(self, log: Any, *, turns: pd.DataFrame | None = None, sources: Iterable[str] | None = None,
+                 height: int = 0,
                  audio: str | None = "auto", background_audio_s: float = 20.0, full_audio_max_s: float = 600.0,
                  **kwargs: Any) -> None:
         if audio not in ("auto", "opus", "wav", "segments", None):
@@ -146,7 +160,7 @@ class Timeline(anywidget.AnyWidget):
         self._lanes = lane_list
         audio_ms = pd.to_numeric(frame["audio_ms"], errors="coerce")
         duration = max([ln.duration_ms for ln in lane_list] + [float(audio_ms.max()) if audio_ms.notna().any() else 0.0])
-        self._spans = P.build_spans(frame, end_ms=duration)
+        self._spans = P.build_spans(frame, _turns_of(log, frame, turns), end_ms=duration)
         peaks, peaks_index = P.pack_peaks(lane_list)
         span_bytes, meta = self._spans.pack()
         meta["colors"] = TIER_COLORS

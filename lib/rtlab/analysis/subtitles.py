@@ -1,6 +1,6 @@
-"""Subtitles from transcripts: one WebVTT / SRT file per source, cues in audio time.
+"""Subtitles from transcripts: one WebVTT / SRT file per source, cues in audio time (layer: analysis).
 
-Each turn with a transcript and an audio span (``audio_start_ms``..``audio_end_ms`` from ``EventLog.turns()``)
+Each turn with a transcript and an audio span (``audio_start_ms``..``audio_end_ms`` from ``rtlab.analysis.turns(log)``)
 becomes one cue, so subtitles line up with the recorded input audio (``events.input.wav``) when played together.
 """
 
@@ -27,10 +27,10 @@ def _stamp(ms: float, sep: str) -> str:
 
 def _cues(turns: pd.DataFrame, source: str) -> list[tuple[float, float, str]]:
     if not isinstance(turns, pd.DataFrame):
-        raise TypeError(f"subtitles take the DataFrame from EventLog.turns(); got {type(turns).__name__}")
+        raise TypeError(f"subtitles take the DataFrame from rtlab.analysis.turns(log); got {type(turns).__name__}")
     missing = {"source", "audio_start_ms", "audio_end_ms", "transcript"} - set(turns.columns)
     if missing:
-        raise ValueError(f"the turns table lacks columns {sorted(missing)}; pass EventLog.turns()")
+        raise ValueError(f"the turns table lacks columns {sorted(missing)}; pass rtlab.analysis.turns(log)")
     if source not in set(turns["source"]):
         raise ValueError(f"no turns for source {source!r}; sources: {list(dict.fromkeys(turns['source']))}")
     df = turns[turns["source"] == source]
@@ -94,7 +94,10 @@ def write_subtitles(log: Any, out_dir: str | os.PathLike, *, turns: pd.DataFrame
     list of Path
         The files written, two per source.
     """
-    turns = log.turns() if turns is None else turns
+    if turns is None:
+        from .turns import turns as turns_of
+
+        turns = turns_of(log)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []

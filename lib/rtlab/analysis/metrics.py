@@ -1,4 +1,4 @@
-"""Accuracy, agreement, latency and cost of transcripts, from the ``turns()`` table of an event log.
+"""Accuracy, agreement and latency of transcripts, from the turns table (layer: analysis).
 
 - :func:`normalize` — the text normalizer every WER/CER in rtlab goes through (jiwer transforms):
   Unicode NFKC, curly quotes to straight, lowercase, jiwer's common English contraction expansion
@@ -9,36 +9,37 @@
 - :func:`wer` / :func:`cer` — corpus-level error rates (total edits / total reference words or characters),
   via jiwer; :func:`score_turns` adds per-turn ``wer``/``cer`` columns.
 - :func:`agreement` — per-turn pairwise WER between sources, turns matched by audio-time overlap.
-- :func:`latency_summary` — n, mean, p50, p95 of ``first_delta_ms``, ``ttfs_ms``, ``ttfs_true_ms`` per source.
-- :func:`cost` — USD from a ``usage`` object and a dated price table (``data/prices.json``).
-- :func:`summary` — one row per source: turns, WER/CER, latency percentiles, cost.
+- :func:`latency_summary` — n, mean, p50, p95 of each latency column (:data:`LATENCY_METRICS`) per source.
+- :func:`summary` — one row per source: turns, WER/CER, latency percentiles (each column names its anchor: see
+  :mod:`rtlab.analysis.turns`), cost and its basis.
 
 Percentiles are numpy's default (linear interpolation) over the turns that have the value.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import jiwer
 import numpy as np
 import pandas as pd
 
-__all__ = [
-    "normalize", "wer", "cer", "score_turns", "agreement", "latency_summary", "cost", "load_prices", "summary",
-    "LATENCY_METRICS",
-]
+from .align import best_overlap
 
-LATENCY_METRICS = ("first_delta_ms", "ttfs_ms", "ttfs_true_ms")
-LOCAL_MODELS = ("local", "pocketsphinx")
+#: The latency columns of the turns table, each defined once in :mod:`rtlab.analysis.turns`. The signed
+#: ``first_text_after_eos_ms`` is left out on purpose: a percentile of a number that is negative for streaming
+#: turns and positive for batch ones names no anchor; :func:`summary` reports the share of turns whose first text
+#: came before the end of speech instead.
+LATENCY_METRICS = ("final_after_eos_ms", "final_after_stop_ms", "first_text_after_start_ms")
+
+__all__ = [
+    "normalize", "wer", "cer", "score_turns", "agreement", "latency_summary", "summary", "LATENCY_METRICS",
+    "SUMMARY_COLUMNS",
+]
 
 _NORMALIZER = jiwer.Compose([
     jiwer.SubstituteRegexes({"[\u2018\u2019\u02bc]": "'", "[\u201c\u201d]": '"'}),
@@ -170,30 +171,11 @@ def score_turns(turns: pd.DataFrame) -> pd.DataFrame:
 
 def _need(df: Any, cols: Iterable[str], fn: str) -> None:
     if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"{fn}() takes the DataFrame from EventLog.turns(); got {type(df).__name__}")
+        raise TypeError(f"{fn}() takes the DataFrame from rtlab.analysis.turns(log); got {type(df).__name__}")
     missing = [c for c in cols if c not in df.columns]
     if missing:
-        raise ValueError(f"{fn}(): the table lacks columns {missing}; pass EventLog.turns() (or its concatenation)")
-
-
-def _best_overlap(a_start: np.ndarray, a_end: np.ndarray, b_start: np.ndarray, b_end: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """For each span of a: the index of the span of b overlapping it most (-1: none) and the overlap (ms)."""
-    order = np.argsort(b_start, kind="stable")
-    bs, be = b_start[order], b_end[order]
-    run_max_end = np.maximum.accumulate(be) if len(be) else be
-    best = np.full(len(a_start), -1, dtype=np.int64)
-    best_ov = np.zeros(len(a_start))
-    for i, (s, e) in enumerate(zip(a_start, a_end, strict=True)):
-        hi = np.searchsorted(bs, e, side="left")
-        lo = np.searchsorted(run_max_end, s, side="right")
-        if hi <= lo:
-            continue
-        ov = np.minimum(be[lo:hi], e) - np.maximum(bs[lo:hi], s)
-        j = int(np.argmax(ov))
-        if ov[j] > 0:
-            best[i], best_ov[i] = order[lo + j], ov[j]
-    return best, best_ov
+        raise ValueError(f"{fn}(): the table lacks columns {missing}; pass rtlab.analysis.turns(log) (or a "
+                         "concatenation of such tables)")
 
 
 def agreement(turns: pd.DataFrame) -> pd.DataFrame:
@@ -233,7 +215,7 @@ def agreement(turns: pd.DataFrame) -> pd.DataFrame:
             ia_items, a_s, a_e, a_norm, a_text = by[a]
             for b in sources[ia + 1:]:
                 ib_items, b_s, b_e, b_norm, b_text = by[b]
-                best, ov = _best_overlap(a_s, a_e, b_s, b_e)
+                best, ov = best_overlap(a_s, a_e, b_s, b_e)
                 w = np.full(len(best), np.nan)
                 c = np.full(len(best), np.nan)
                 agree = np.zeros(len(best), dtype=bool)
@@ -267,8 +249,7 @@ def latency_summary(turns: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        ``source, metric, n, mean_ms, p50_ms, p95_ms``; ``metric`` is one of ``first_delta_ms``, ``ttfs_ms``,
-        ``ttfs_true_ms``. NaN values (no delta, no reference, ...) are left out; n counts the rest.
+        ``source, metric, n, mean_ms, p50_ms, p95_ms``; ``metric`` is one of :data:`LATENCY_METRICS`. NaN values (no delta, no reference, ...) are left out; n counts the rest.
     """
     _need(turns, ("source",), "latency_summary")
     rows = []
@@ -283,130 +264,19 @@ def latency_summary(turns: pd.DataFrame) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# Cost
-# ------------------------------------------------------------------------------------------------------------------
-def _default_prices_path() -> Path:
-    from .paths import data_dir
-
-    return data_dir() / "prices.json"
-
-
-@lru_cache(maxsize=8)
-def _load_prices_cached(path: str, mtime: float) -> dict:
-    with open(path, encoding="utf-8") as fh:
-        table = json.load(fh)
-    if not isinstance(table, dict) or not isinstance(table.get("models"), dict):
-        raise ValueError(f"{path}: not a price table (needs a 'models' object, like data/prices.json)")
-    return table
-
-
-def load_prices(path: str | os.PathLike | None = None) -> dict:
-    """The price table (default ``data/prices.json``): ``as_of``, ``sources`` and per-model prices."""
-    p = Path(path) if path is not None else _default_prices_path()
-    if not p.exists():
-        raise FileNotFoundError(f"price table {p} not found; pass prices= or restore data/prices.json")
-    return _load_prices_cached(str(p), p.stat().st_mtime)
-
-
-_DATE_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$")
-
-
-def _price_entry(model: str, prices: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    models = prices.get("models", prices)
-    if model in models:
-        return models[model]
-    base = _DATE_SUFFIX.sub("", model)  # dated snapshots: gpt-realtime-2025-08-28 -> gpt-realtime
-    return models.get(base)
-
-
-def _tok(d: Any, key: str) -> float:
-    v = d.get(key) if isinstance(d, Mapping) else None
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0
-
-
-def cost(usage: Mapping[str, Any] | None, model: str, prices: Mapping[str, Any] | str | os.PathLike | None = None,
-         *, audio_seconds: float | None = None) -> float:
-    """USD cost of one transcript or response from its ``usage``.
-
-    Parameters
-    ----------
-    usage : dict or None
-        ``{"type": "duration", "seconds": S}`` (per-minute models), ``{"type": "tokens", "input_tokens",
-        "output_tokens", "input_token_details": {"audio_tokens", "text_tokens"}}`` (transcription), or a
-        realtime ``response.done`` usage (``input_token_details`` with ``cached_tokens_details``,
-        ``output_token_details``).
-    model : str
-        Model name; dated snapshots fall back to the base name. ``"local"``/``"pocketsphinx"`` cost 0.
-    prices : dict or path, optional
-        A price table like ``data/prices.json`` (default).
-    audio_seconds : float, optional
-        Audio duration, used with ``per_audio_minute`` when the usage carries no duration (or is missing).
-
-    Returns
-    -------
-    float
-        USD; NaN when the usage cannot be priced with the model's table entry (e.g. no usage and no duration).
-
-    Raises
-    ------
-    ValueError
-        ``model`` has no entry in the price table.
-
-    >>> cost({"type": "duration", "seconds": 60}, "gpt-realtime-whisper")
-    0.017
-    """
-    if not isinstance(model, str) or not model:
-        raise ValueError(f"cost() needs a model name; got {model!r}")
-    if model in LOCAL_MODELS or model.startswith("local:"):
-        return 0.0
-    table = prices if isinstance(prices, Mapping) else load_prices(prices)
-    entry = _price_entry(model, table)
-    if entry is None:
-        raise ValueError(f"no price for model {model!r} (as_of {table.get('as_of')}); add it to data/prices.json "
-                         "or pass prices= (Azure: map deployment names to models in the log meta 'models')")
-    per_min = entry.get("per_audio_minute")
-    tok = entry.get("per_1m_tokens") or {}
-    usage = usage if isinstance(usage, Mapping) else None
-    if usage is not None and usage.get("type") == "duration":
-        seconds = _tok(usage, "seconds")
-        if per_min is not None:
-            return seconds / 60.0 * float(per_min)
-        return np.nan
-    has_tokens = usage is not None and any(k in usage for k in ("input_tokens", "output_tokens", "total_tokens"))
-    if has_tokens and tok:
-        inp = usage.get("input_token_details")
-        out = usage.get("output_token_details")
-        if isinstance(inp, Mapping) and ("audio_tokens" in inp or "text_tokens" in inp):
-            audio_in, text_in = _tok(inp, "audio_tokens"), _tok(inp, "text_tokens")
-        else:
-            audio_in, text_in = _tok(usage, "input_tokens"), 0.0  # transcription input is audio
-        cached = inp.get("cached_tokens_details") if isinstance(inp, Mapping) else None
-        c_audio, c_text = _tok(cached, "audio_tokens"), _tok(cached, "text_tokens")
-        if isinstance(out, Mapping) and ("audio_tokens" in out or "text_tokens" in out):
-            audio_out, text_out = _tok(out, "audio_tokens"), _tok(out, "text_tokens")
-        else:
-            audio_out, text_out = 0.0, _tok(usage, "output_tokens")
-
-        def p(key: str, fallback: str | None = None) -> float:
-            v = tok.get(key, tok.get(fallback) if fallback else None)
-            return float(v) if v is not None else 0.0
-
-        usd = ((audio_in - c_audio) * p("audio_input") + c_audio * p("cached_audio_input", "audio_input")
-               + (text_in - c_text) * p("text_input") + c_text * p("cached_text_input", "text_input")
-               + text_out * p("text_output") + audio_out * p("audio_output", "text_output"))
-        return usd / 1e6
-    if per_min is not None and audio_seconds is not None and math.isfinite(audio_seconds):
-        return max(audio_seconds, 0.0) / 60.0 * float(per_min)
-    return np.nan
-
-
-# ------------------------------------------------------------------------------------------------------------------
 # Summary
 # ------------------------------------------------------------------------------------------------------------------
 def summary(turns: pd.DataFrame) -> pd.DataFrame:
-    """One row per source: ``source, model, n_turns, n_scored, wer, cer`` (corpus-level over scored turns),
-    ``first_delta_p50_ms, first_delta_p95_ms, ttfs_p50_ms, ttfs_p95_ms, ttfs_true_p50_ms, ttfs_true_p95_ms,
-    cost_usd`` (sum; NaN when no turn could be priced) and ``n_failed``."""
+    """One row per source.
+
+    Columns: ``source, model, n_turns, n_scored, wer, cer`` (corpus-level over scored turns);
+    ``final_after_eos_p50_ms / _p95_ms`` (final transcript after the true end of speech: the comparable headline),
+    ``final_after_stop_p50_ms / _p95_ms`` (after the source's own end-of-turn anchor),
+    ``first_text_after_start_p50_ms`` (first text after the start of speech), ``first_text_before_eos_share``
+    (share of turns whose first text arrived while the user was still speaking: streaming);
+    ``cost_usd`` (sum; NaN when no turn could be priced), ``cost_basis`` (the bases of the summed rows, e.g.
+    ``emulated``) and ``n_failed``. Every latency column is defined in :mod:`rtlab.analysis.turns`.
+    """
     _need(turns, ("source",), "summary")
     rows = []
     for source, df in turns.groupby("source", sort=False):
@@ -428,11 +298,23 @@ def summary(turns: pd.DataFrame) -> pd.DataFrame:
             v = v[np.isfinite(v)]
             base = m[:-3]
             row[f"{base}_p50_ms"] = _pct(v, 50)
-            row[f"{base}_p95_ms"] = _pct(v, 95)
+            if m != "first_text_after_start_ms":
+                row[f"{base}_p95_ms"] = _pct(v, 95)
+        early = df["first_text_after_eos_ms"].to_numpy(dtype=float, na_value=np.nan) \
+            if "first_text_after_eos_ms" in df.columns else np.zeros(0)
+        early = early[np.isfinite(early)]
+        row["first_text_before_eos_share"] = float((early < 0).mean()) if len(early) else np.nan
         c = df["cost_usd"].to_numpy(dtype=float, na_value=np.nan) if "cost_usd" in df.columns else np.zeros(0)
         row["cost_usd"] = float(np.nansum(c)) if np.isfinite(c).any() else np.nan
+        bases = [b for b, v in zip(df["cost_basis"], c, strict=True) if np.isfinite(v)] \
+            if "cost_basis" in df.columns else []
+        row["cost_basis"] = "+".join(dict.fromkeys(bases)) if bases else "none"
         row["n_failed"] = int((df["status"] == "failed").sum()) if "status" in df.columns else 0
         rows.append(row)
-    cols = ["source", "model", "n_turns", "n_scored", "wer", "cer", "first_delta_p50_ms", "first_delta_p95_ms",
-            "ttfs_p50_ms", "ttfs_p95_ms", "ttfs_true_p50_ms", "ttfs_true_p95_ms", "cost_usd", "n_failed"]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+SUMMARY_COLUMNS = ["source", "model", "n_turns", "n_scored", "wer", "cer", "final_after_eos_p50_ms",
+                   "final_after_eos_p95_ms", "final_after_stop_p50_ms", "final_after_stop_p95_ms",
+                   "first_text_after_start_p50_ms", "first_text_before_eos_share", "cost_usd", "cost_basis",
+                   "n_failed"]

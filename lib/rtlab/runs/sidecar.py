@@ -1,0 +1,203 @@
+"""In-session vs sidecar transcription on one audio clock (layer: runs).
+
+``run_sidecar(audio, voice=(target, config), sidecars=[...])`` runs a voice session with in-session
+transcription and, beside it on the same paced audio, any number of sidecars, each labelled as a source:
+
+- :class:`TranscriptionSidecar` — a parallel transcription session (``intent=transcription``), on the same or
+  another target (source ``sidecar:transcription``);
+- :class:`LocalSidecar` — the local engine in-process, no server (``sidecar:local``);
+- :class:`OutOfBandSidecar` — ``response.create`` with ``conversation: "none"`` and text output on the voice
+  session after each committed turn (``sidecar:oob``).
+
+``run_session`` is the one-leg case of the same machinery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rtlab.audio import Audio
+from rtlab.errors import ConfigError, RtlabError
+from rtlab.log import EventLog
+from rtlab.protocol.catalogue import DEFAULT_TRANSCRIPTION_SIDECAR_MODEL
+
+from .core import (
+    IN_SESSION,
+    SIDECAR_LOCAL,
+    SIDECAR_OOB,
+    SIDECAR_TRANSCRIPTION,
+    Leg,
+    LiveSource,
+    RunOptions,
+    arun_legs,
+    input_format_of,
+    run_sync,
+)
+from .local import LocalLeg
+from .realtime import RemoteLeg
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rtlab.config import SessionConfig
+    from rtlab.targets import Target
+
+__all__ = [
+    "DEFAULT_SIDECARS", "LocalSidecar", "OutOfBandSidecar", "SidecarSpec", "TranscriptionSidecar", "arun_session",
+    "arun_sidecar", "build_legs", "parse_sidecar", "run_session", "run_sidecar",
+]
+
+AudioInput = Audio | LiveSource | str | Path
+
+
+@dataclass(frozen=True)
+class TranscriptionSidecar:
+    """A parallel transcription session. ``target=None``: the voice session's target."""
+
+    model: str = DEFAULT_TRANSCRIPTION_SIDECAR_MODEL
+    target: Target | None = None
+    config: SessionConfig | None = None  # a full SessionConfig(kind="transcription") overrides `model`
+    source: str = SIDECAR_TRANSCRIPTION
+
+    def session_config(self, voice_config: SessionConfig) -> SessionConfig:
+        from rtlab.config import SessionConfig
+
+        if self.config is not None:
+            return self.config
+        language = getattr(getattr(voice_config, "transcription", None), "language", None)
+        return SessionConfig.transcription(
+            model=self.model, input_format=getattr(voice_config, "input_format", "pcm16") or "pcm16",
+            language=language)
+
+
+@dataclass(frozen=True)
+class LocalSidecar:
+    """The local engine (VAD + streaming ASR), in-process."""
+
+    source: str = SIDECAR_LOCAL
+
+
+@dataclass(frozen=True)
+class OutOfBandSidecar:
+    """Out-of-band text responses on the voice session, one per committed turn."""
+
+    source: str = SIDECAR_OOB
+
+
+SidecarSpec = TranscriptionSidecar | LocalSidecar | OutOfBandSidecar
+
+DEFAULT_SIDECARS: tuple[SidecarSpec, ...] = (TranscriptionSidecar(), LocalSidecar(), OutOfBandSidecar())
+
+
+def parse_sidecar(spec: str) -> SidecarSpec:
+    """Parse a CLI sidecar spec: ``transcription[:MODEL]``, ``local`` or ``oob``."""
+    kind, _, arg = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind in ("transcription", "ts"):
+        return TranscriptionSidecar(model=arg or TranscriptionSidecar.model)
+    if kind == "local" and not arg:
+        return LocalSidecar()
+    if kind in ("oob", "out-of-band") and not arg:
+        return OutOfBandSidecar()
+    raise ConfigError(
+        f"unknown sidecar spec {spec!r}", field="sidecar",
+        fix="use transcription[:MODEL], local or oob (e.g. --sidecar transcription:gpt-live-transcribe)",
+    )
+
+
+def build_legs(voice: tuple[Target, SessionConfig], sidecars: list[SidecarSpec | str]) -> list[Leg]:
+    """The legs of a sidecar run: the voice session first, then one leg per sidecar (oob rides the voice leg)."""
+    target, config = voice
+    specs = [parse_sidecar(s) if isinstance(s, str) else s for s in sidecars]
+    oob = any(isinstance(s, OutOfBandSidecar) for s in specs)
+    legs: list[Leg] = [RemoteLeg(IN_SESSION, target, config, oob=oob)]
+    seen = {IN_SESSION}
+    for spec in specs:
+        if isinstance(spec, OutOfBandSidecar):
+            continue
+        source = spec.source
+        n = 2
+        while source in seen:  # two transcription sidecars get distinct labels
+            source = f"{spec.source}#{n}"
+            n += 1
+        seen.add(source)
+        if isinstance(spec, TranscriptionSidecar):
+            legs.append(RemoteLeg(source, spec.target or target, spec.session_config(config)))
+        elif isinstance(spec, LocalSidecar):
+            legs.append(LocalLeg(source))
+    return legs
+
+
+def _rendered(config: SessionConfig, target: Target) -> dict[str, Any]:
+    try:
+        return target.render(config)
+    except RtlabError as exc:
+        return {"error": str(exc)}
+
+
+async def arun_sidecar(audio: AudioInput, voice: tuple[Target, SessionConfig],
+                       sidecars: list[SidecarSpec | str] | None = None, *, out: str | Path | None = None,
+                       log: EventLog | None = None, options: RunOptions | None = None, **option_kw: Any) -> EventLog:
+    """Awaitable form of :func:`run_sidecar`."""
+    options = options or RunOptions(**option_kw)
+    legs = build_legs(voice, list(DEFAULT_SIDECARS if sidecars is None else sidecars))
+    configs = [leg.config for leg in legs if isinstance(leg, RemoteLeg)]
+    target, config = voice
+    sources = {leg.source: leg.describe() for leg in legs}
+    voice_leg = legs[0]
+    if isinstance(voice_leg, RemoteLeg) and voice_leg.oob:
+        # Out-of-band transcripts are voice-model responses: price them as such.
+        sources[SIDECAR_OOB] = {"family": "realtime", "kind": "oob", "session_of": IN_SESSION,
+                                "session_model": config.model, "target": target.provider,
+                                "emulated": target.is_local}
+    meta = {"target": repr(target), "voice_config": _rendered(config, target), "sources": sources}
+    return await arun_legs(audio, legs, out=out, log=log, options=options, fmt=input_format_of(configs), meta=meta)
+
+
+def run_sidecar(audio: AudioInput, voice: tuple[Target, SessionConfig], sidecars: list[SidecarSpec | str] | None = None,
+                **kw: Any) -> EventLog:
+    """Run a voice session and its sidecars on one audio clock; returns the event log.
+
+    Parameters
+    ----------
+    audio : path, rtlab.audio.Audio or a live source
+    voice : (Target, SessionConfig)
+        The voice-to-voice session, with its in-session transcription model.
+    sidecars : list of sidecar specs or strings
+        Defaults to all three kinds: a transcription session, the local engine and out-of-band responses.
+
+    Examples
+    --------
+    >>> from rtlab import Target, SessionConfig, run_sidecar, turns     # doctest: +SKIP
+    >>> log = run_sidecar("data/clips/monologue.wav",                   # doctest: +SKIP
+    ...                   voice=(Target.local(), SessionConfig.realtime()))
+    >>> turns(log)[["source", "transcript", "final_after_eos_ms"]]      # doctest: +SKIP
+    """
+    return run_sync(arun_sidecar(audio, voice, sidecars, **kw))
+
+
+async def arun_session(target: Target, config: SessionConfig, audio: AudioInput, *, source: str = IN_SESSION,
+                       out: str | Path | None = None, log: EventLog | None = None,
+                       options: RunOptions | None = None, **option_kw: Any) -> EventLog:
+    """Run one session (voice or transcription) over ``audio``; returns its event log. Awaitable form."""
+    options = options or RunOptions(**option_kw)
+    leg = RemoteLeg(source, target, config)
+    return await arun_legs(audio, [leg], out=out, log=log, options=options, fmt=input_format_of([config]),
+                           meta={"target": repr(target), "config": _rendered(config, target)})
+
+
+def run_session(target: Target, config: SessionConfig, audio: AudioInput, **kw: Any) -> EventLog:
+    """Run one session over ``audio`` and return its :class:`rtlab.log.EventLog`.
+
+    Parameters
+    ----------
+    target : rtlab.targets.Target
+        Where to connect (``Target.local()`` starts the embedded emulator).
+    config : rtlab.config.SessionConfig
+        The session to request; rendered in the target's dialect.
+    audio : path, rtlab.audio.Audio or a live source
+        Audio to stream, paced at ``speed`` × real time.
+
+    In a notebook with a running event loop, prefer ``await arun_session(...)`` so live views update.
+    """
+    return run_sync(arun_session(target, config, audio, **kw))
