@@ -31,6 +31,7 @@ _LAZY = {
     "OutOfBandSidecar": "rtlab.sidecar",
     "probe": "rtlab.probe",
     "aprobe": "rtlab.probe",
+    "diagnose": "rtlab.analysis.diagnose",
 }
 
 
