@@ -15,7 +15,7 @@ when every criterion it names holds, and scores the number of criteria it names,
 
 >>> row, score = best_match(ErrorFacts(status=404, code="DeploymentNotFound"))
 >>> row.id, score
-('azure_deployment_not_found', 2)
+('azure_deployment_not_found', 1)
 """
 
 from __future__ import annotations
