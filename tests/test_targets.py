@@ -677,3 +677,57 @@ def test_emulator_routing_with_a_required_bearer_token(headers, expected):
     assert not isinstance(route_request("/openai/v1/realtime?model=gpt-realtime",
                                         {"authorization": "Bearer KEY-abcdef"}, profile=load_profile("azure"),
                                         **both), HttpRefusal)
+
+
+def test_rtlab_serve_with_a_bearer_token_accepts_only_that_token():
+    import signal
+    import subprocess
+
+    token = fake_entra_token(51)
+    proc = subprocess.Popen([sys.executable, "-m", "rtlab.cli", "serve", "--port", "0", "--profile", "azure",
+                             "--bearer-token", token], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("rtlab emulator listening on http://127.0.0.1:"), line
+        url = line.rsplit(" ", 1)[1].strip()
+
+        async def first_event(target):
+            async with target.connect("realtime") as conn:
+                return json.loads(await conn.recv_bytes())["type"]
+
+        keyless = Target.azure(url, realtime_deployment="gpt-realtime", credential=StaticCredential(token))
+        assert asyncio.run(first_event(keyless)) == "session.created"
+        assert asyncio.run(first_event(keyless.with_dialect("azure-preview"))) == "session.created"
+        from websockets.exceptions import InvalidStatus
+
+        with pytest.raises(InvalidStatus) as info:
+            asyncio.run(first_event(Target.azure(url, AZURE_KEY, preview=True, realtime_deployment="gpt-realtime")))
+        assert info.value.response.status_code == 403
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and out == ""
+    assert not _leaks(err, token)
+    bad = subprocess.run([sys.executable, "-m", "rtlab.cli", "serve", "--bearer-token", " "], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("rtlab serve: --bearer-token") and "Traceback" not in bad.stderr
+
+
+def test_a_credential_that_cannot_sign_in_is_recorded_and_diagnosed(tmp_path):
+    from azure.core.exceptions import ClientAuthenticationError
+
+    from rtlab.analysis.diagnose import diagnose
+    from rtlab.data import clip_path
+    from rtlab.session import run_session
+
+    class NoIdentity:
+        def get_token(self, *scopes, **kwargs):
+            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token from the included "
+                                            "credentials.")
+
+    # the token is needed before any connection is made: the port need not even listen
+    log = run_session(Target.azure("http://127.0.0.1:9", realtime_deployment="rt", credential=NoIdentity()),
+                      SessionConfig.realtime(transcription="whisper-1"), clip_path("short"), out=tmp_path,
+                      speed=float("inf"), progress=False)
+    (d,) = diagnose(log)
+    assert d.id == "entra_no_credential" and "az login" in d.fix

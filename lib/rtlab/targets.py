@@ -63,7 +63,6 @@ __all__ = [
 
 Provider = Literal["local", "openai", "azure"]
 Kind = Literal["realtime", "transcription"]
-AzureAuth = Literal["key", "entra"]
 
 OPENAI_URL = "https://api.openai.com"
 DEFAULT_AZURE_PREVIEW_API_VERSION = "2025-04-01-preview"

@@ -64,10 +64,12 @@ class Match:
     close_codes: tuple[int, ...] = ()
     events: tuple[str, ...] = ()
     message: str | None = None
+    exceptions: tuple[str, ...] = ()  # class names of the exception the error came from
     _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not (self.codes or self.types or self.statuses or self.close_codes or self.events or self.message):
+        if not (self.codes or self.types or self.statuses or self.close_codes or self.events or self.message
+                or self.exceptions):
             raise ValueError("a Match needs at least one criterion")
         if self.message is not None:
             object.__setattr__(self, "_pattern", re.compile(self.message, re.IGNORECASE))
@@ -87,6 +89,10 @@ class Match:
                 n += 1
         if self.events:
             if facts.event not in self.events:
+                return 0
+            n += 1
+        if self.exceptions:
+            if facts.exception not in self.exceptions:
                 return 0
             n += 1
         if self._pattern is not None:
@@ -381,17 +387,21 @@ _ROWS: tuple[KnownError, ...] = (
     KnownError(
         "entra_no_credential", "No Entra ID credential found on this machine",
         (Match(message=r"DefaultAzureCredential failed to retrieve a token"),
-         Match(message=r"CredentialUnavailableError")),
+         Match(message=r"CredentialUnavailableError"),
+         Match(exceptions=("ClientAuthenticationError", "CredentialUnavailableError"))),
         cause="rtlab signs in to Azure without a key (no AZURE_OPENAI_API_KEY, or AZURE_OPENAI_AUTH=entra) and "
-              "DefaultAzureCredential found no identity: no Azure CLI login, no AZURE_CLIENT_ID/AZURE_TENANT_ID/"
-              "AZURE_CLIENT_SECRET, no managed identity.",
+              "azure-identity could not get a token: DefaultAzureCredential found no identity (no Azure CLI login, "
+              "no AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, no managed identity), or the one it found "
+              "was refused by Entra ID.",
         fix="Run `az login` (then retry), or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a "
             "service principal, or set AZURE_OPENAI_API_KEY to use a key instead.",
         evidence=(_ev("documented", "https://raw.githubusercontent.com/Azure/azure-sdk-for-python/main/sdk/identity/"
                       "azure-identity/TROUBLESHOOTING.md", "2026-10", "azure-identity troubleshooting guide"),),
         examples=("ClientAuthenticationError: DefaultAzureCredential failed to retrieve a token from the included "
                   "credentials.\nAttempted credentials:\n\tEnvironmentCredential: EnvironmentCredential "
-                  "authentication unavailable. Environment variables are not fully configured.",),
+                  "authentication unavailable. Environment variables are not fully configured.",
+                  {"type": "rtlab.handshake_failed", "status": None, "code": None,
+                   "message": "ClientAuthenticationError", "exception": "ClientAuthenticationError"}),
         providers=("azure",),
     ),
     KnownError(
