@@ -8,7 +8,7 @@ STAMP := $(VENV)/.rtlab-installed
 SYSPKG := scripts/ensure-system-packages
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup system demo test test-fast bench data serve lint clean
+.PHONY: setup system demo test test-fast live bench data serve lint clean
 
 setup: system $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing rtlab and its dependencies into $(VENV)/"
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e ".[dev]"
+	@$(PY) -m pip install -q -e ".[dev,azure]"
 	@touch $(STAMP)
 
 demo: setup
@@ -28,6 +28,11 @@ demo: setup
 test: setup
 	@$(SYSPKG) chromium=chromium
 	RTLAB_TARGET=local $(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
+
+# Against the real OpenAI / Azure account in the environment (see tests/live/conftest.py); prints what it will
+# spend first, and one line (exit 0) when no account is configured.
+live: setup
+	$(PY) -m pytest tests/live -m live -p no:cacheprovider
 
 test-fast: setup
 	$(PY) -m pytest tests -m "not browser and not slow" -x -q

@@ -14,6 +14,7 @@ import pickle
 import random
 import string
 import sys
+import time
 import types
 from urllib.parse import parse_qsl, urlsplit
 
@@ -24,6 +25,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI
 from websockets.asyncio.server import serve
 
 from rtlab import TargetError
+from rtlab.auth import AZURE_SCOPE, TokenProvider
 from rtlab.config import SessionConfig
 from rtlab.errors import RtlabError
 from rtlab.secrets import RedactingFilter, Secret, install_redaction, mask, redact
@@ -31,7 +33,8 @@ from rtlab.targets import DEFAULT_AZURE_PREVIEW_API_VERSION, Target, parse_deplo
 
 ENV_VARS = ("OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_API_VERSION",
             "AZURE_OPENAI_REALTIME_DEPLOYMENT", "AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS", "RTLAB_TARGET",
-            "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_API_VERSION")
+            "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_API_VERSION", "AZURE_OPENAI_AUTH",
+            "AZURE_OPENAI_AD_TOKEN")
 
 
 def fake_openai_key() -> str:
@@ -43,6 +46,27 @@ def fake_openai_key() -> str:
 def fake_azure_key() -> str:
     rng = random.Random(11)
     return "".join(rng.choice("0123456789abcdef") for _ in range(32))
+
+
+def fake_entra_token(seed: int = 13) -> str:
+    # JWT-shaped (header.payload.signature), built at run time like the keys above.
+    rng = random.Random(seed)
+    part = lambda n: "".join(rng.choice(string.ascii_letters + string.digits + "-_") for _ in range(n))  # noqa: E731
+    return f"eyJ{part(30)}.{part(120)}.{part(60)}"
+
+
+class StaticCredential:
+    """A stand-in azure-identity credential: hands out one fixed token and records the scopes asked for."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+        self.scopes: list[tuple[str, ...]] = []
+
+    def get_token(self, *scopes: str, **kwargs):
+        from azure.core.credentials import AccessToken
+
+        self.scopes.append(scopes)
+        return AccessToken(self._token, int(time.time()) + 3600)
 
 
 @pytest.fixture(autouse=True)
@@ -291,8 +315,12 @@ def test_from_env_azure_names_each_missing_variable(monkeypatch):
     with pytest.raises(TargetError, match="AZURE_OPENAI_ENDPOINT"):
         Target.from_env()
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://res.openai.azure.com/openai/v1/")
+    # no key: keyless Entra ID sign-in (nothing is fetched until a connection is made)
+    assert Target.from_env().auth == "entra"
+    monkeypatch.setenv("AZURE_OPENAI_AUTH", "key")
     with pytest.raises(TargetError, match="AZURE_OPENAI_API_KEY"):
         Target.from_env()
+    monkeypatch.delenv("AZURE_OPENAI_AUTH")
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_KEY)
     monkeypatch.setenv("AZURE_OPENAI_API_VERSION", "2025-04-01-preview")  # used by preview only
     t = Target.from_env()
@@ -351,19 +379,36 @@ def _leaks(text: str | bytes, key: str) -> bool:
     return key in text or key[5:25] in text
 
 
-@pytest.mark.parametrize("which", ["openai", "azure", "azure-env"])
+ENTRA_TOKEN = fake_entra_token()
+
+
+@pytest.mark.parametrize("which", ["openai", "azure", "azure-env", "azure-entra", "azure-entra-env"])
 def test_a_key_never_leaks(which, monkeypatch, caplog):
+    """Keys and Entra ID tokens alike: never in a repr, str, dict, pickle, header view, log line or error."""
+    entra = which.startswith("azure-entra")
     if which == "openai":
         key, target = OPENAI_KEY, Target.openai(OPENAI_KEY)
     elif which == "azure":
         key = AZURE_KEY
         target = Target.azure("https://res.openai.azure.com", key, preview=True, realtime_deployment="rt")
-    else:
+    elif which == "azure-env":
         key = AZURE_KEY
         monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://res.openai.azure.com")
         monkeypatch.setenv("AZURE_OPENAI_API_KEY", key)
         monkeypatch.setenv("AZURE_OPENAI_REALTIME_DEPLOYMENT", "rt")
         target = Target.from_env("azure")
+    elif which == "azure-entra":
+        key = ENTRA_TOKEN
+        target = Target.azure("https://res.openai.azure.com", preview=True, realtime_deployment="rt",
+                              credential=StaticCredential(key))
+    else:  # an explicit provider object, chosen through the environment's endpoint and AZURE_OPENAI_AUTH
+        key = ENTRA_TOKEN
+        monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://res.openai.azure.com")
+        monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_KEY)  # ignored: AZURE_OPENAI_AUTH=entra wins
+        monkeypatch.setenv("AZURE_OPENAI_AUTH", "entra")
+        target = Target.azure(realtime_deployment="rt", credential=TokenProvider(lambda: ENTRA_TOKEN))
+    secret_value = target.token_provider.get() if entra else target.api_key.reveal()
+    assert secret_value == key
 
     outputs: list[str | bytes] = [
         repr(target), str(target), f"{target}", f"{target!r:>40}", "%s %r" % (target, target),  # noqa: UP031
@@ -372,6 +417,8 @@ def test_a_key_never_leaks(which, monkeypatch, caplog):
         json.dumps(dataclasses.asdict(target), default=str), repr(dataclasses.asdict(target)),
         pickle.dumps(target), pickle.dumps(target.api_key), json.dumps({"k": target.api_key}),
         repr(target.headers_for()), target.url_for("realtime"),
+        repr(target.token_provider), pickle.dumps(target.token_provider),
+        repr(target.with_dialect("azure-ga")) if target.provider == "azure" else "",
     ]
     for out in outputs:
         assert not _leaks(out, key), out
@@ -380,10 +427,11 @@ def test_a_key_never_leaks(which, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
     install_redaction()
     log = logging.getLogger("rtlab.test")
-    log.info("connecting with key=%s", target.api_key.reveal())
-    log.warning(f"headers {{'api-key': '{target.api_key.reveal()}'}}")
+    log.info("connecting with key=%s", secret_value)
+    log.warning(f"headers {{'api-key': '{secret_value}'}}")
+    log.debug("token %s", secret_value)
     try:
-        raise RuntimeError(f"handshake failed for {target.api_key.reveal()}")
+        raise RuntimeError(f"handshake failed for {secret_value}")
     except RuntimeError:
         log.exception("boom")
     assert caplog.records and not _leaks(caplog.text, key)
@@ -397,26 +445,37 @@ def test_a_key_never_leaks(which, monkeypatch, caplog):
 
     # Round trips keep working where they can, without ever carrying the key.
     clone = pickle.loads(pickle.dumps(target))
-    if target.api_key.source_env:
+    if entra:
+        with pytest.raises(TargetError, match="pickl"):
+            clone.token_provider.get()
+        assert dataclasses.asdict(target)["token_provider"].get() == key
+    elif target.api_key.source_env:
         assert clone.api_key.reveal() == key  # re-read from the environment
     else:
         with pytest.raises(TargetError, match="pickl"):
             clone.api_key.reveal()
-    assert dataclasses.asdict(target)["api_key"].reveal() == key
+    if not entra:
+        assert dataclasses.asdict(target)["api_key"].reveal() == key
 
 
 def test_handshake_debug_logs_are_redacted(caplog):
     # websockets logs every handshake header at DEBUG: the key must not get through.
     caplog.set_level(logging.DEBUG)
 
+    token = fake_entra_token(21)
+
     async def body(rec):
         await handshake(Target.openai(OPENAI_KEY, base_url=rec.url), "realtime")
         await handshake(Target.azure(rec.url, AZURE_KEY, preview=True, realtime_deployment="d"), "realtime")
+        await handshake(Target.azure(rec.url, realtime_deployment="d", credential=StaticCredential(token)),
+                        "realtime")
 
-    run_with_recorder(body)
+    rec = run_with_recorder(body)
+    assert rec.seen[-1]["headers"]["authorization"] == f"Bearer {token}"  # it was really sent...
     text = caplog.text
     assert "authorization" in text.lower() and "api-key" in text.lower(), "expected header logs to check"
     assert not _leaks(text, OPENAI_KEY) and not _leaks(text, AZURE_KEY)
+    assert not _leaks(text, token)  # ...and never logged
 
 
 def test_the_sdk_gets_the_real_key():
@@ -467,3 +526,208 @@ def test_filter_keeps_records_and_scrubs_extra_values():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "token %s", ("plain-password-1",), None)
     assert RedactingFilter(secrets=["plain-password-1"]).filter(record) is True
     assert "plain-password-1" not in record.getMessage()
+
+
+# ==============================================================================================================
+# Keyless Azure sign-in (Microsoft Entra ID)
+# ==============================================================================================================
+def test_entra_tokens_travel_as_bearer_on_both_azure_paths():
+    token = fake_entra_token(31)
+    cred = StaticCredential(token)
+
+    async def body(rec):
+        await handshake(Target.azure(rec.url, realtime_deployment="rt", credential=cred), "realtime")
+        await handshake(Target.azure(rec.url, realtime_deployment="rt", credential=cred), "transcription")
+        await handshake(Target.azure(rec.url, preview=True, realtime_deployment="rt", credential=cred), "realtime")
+        await handshake(Target.azure(rec.url, preview=True, deployments=DEPLOYMENTS, credential=cred),
+                        "transcription")
+
+    rec = run_with_recorder(body)
+    assert [s["path"] for s in rec.seen] == ["/openai/v1/realtime"] * 2 + ["/openai/realtime"] * 2
+    for seen in rec.seen:
+        assert seen["headers"]["authorization"] == f"Bearer {token}"
+        assert "api-key" not in seen["headers"]
+    # every token was asked for the Cognitive Services scope, and only that
+    assert cred.scopes and set(cred.scopes) == {(AZURE_SCOPE,)}
+    assert AZURE_SCOPE == "https://cognitiveservices.azure.com/.default"
+
+
+def test_entra_clients_are_the_official_sdk_ones_with_a_token_provider():
+    cred = StaticCredential(fake_entra_token(33))
+    ga = Target.azure("https://r.openai.azure.com", credential=cred).client()
+    preview = Target.azure("https://r.openai.azure.com", preview=True, credential=cred).client()
+    assert type(ga) is AsyncOpenAI and type(preview) is AsyncAzureOpenAI
+    assert ga.api_key == "" and preview.api_key != fake_entra_token(33)  # no token stored up front
+
+
+def test_how_azure_signs_in(monkeypatch):
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://res.openai.azure.com")
+    # a key wins when there is one ...
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_KEY)
+    assert Target.azure().auth == "key"
+    # ... unless AZURE_OPENAI_AUTH=entra
+    monkeypatch.setenv("AZURE_OPENAI_AUTH", "entra")
+    t = Target.azure()
+    assert (t.auth, t.token_provider.kind, bool(t.api_key)) == ("entra", "DefaultAzureCredential", False)
+    with pytest.raises(TargetError, match="AZURE_OPENAI_AUTH=entra"):
+        Target.azure(api_key=AZURE_KEY)
+    # no key at all: Entra ID by default
+    monkeypatch.delenv("AZURE_OPENAI_AUTH")
+    monkeypatch.delenv("AZURE_OPENAI_API_KEY")
+    assert Target.azure().auth == "entra"
+    assert Target.from_env("azure-preview").auth == "entra"
+    # an explicit credential, a callable, or a provider
+    assert Target.azure(credential=StaticCredential("x" * 20)).token_provider.kind == "StaticCredential"
+    assert Target.azure(credential=lambda: "y" * 20).token_provider.get() == "y" * 20
+    with pytest.raises(TargetError, match="not both"):
+        Target.azure(api_key=AZURE_KEY, credential=StaticCredential("x" * 20))
+    monkeypatch.setenv("AZURE_OPENAI_AUTH", "password")
+    with pytest.raises(TargetError, match="AZURE_OPENAI_AUTH='password'"):
+        Target.azure()
+    with pytest.raises(TargetError, match="not OpenAI"):
+        Target("openai", "openai-ga", "https://api.openai.com", Secret(None), token_provider=TokenProvider())
+    with pytest.raises(TargetError, match="credential must be"):
+        TokenProvider(42)  # type: ignore[arg-type]
+
+
+def test_keyless_without_azure_identity_says_what_to_install(monkeypatch):
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://res.openai.azure.com")
+    monkeypatch.setitem(sys.modules, "azure.identity", None)  # as if not installed
+    with pytest.raises(TargetError, match=r"AZURE_OPENAI_API_KEY.*rtlab\[azure\]"):
+        Target.azure()
+    monkeypatch.setenv("AZURE_OPENAI_AUTH", "entra")
+    with pytest.raises(TargetError, match=r"rtlab\[azure\]"):
+        Target.azure().token_provider.get()
+    # a callable token source needs nothing else
+    assert Target.azure(credential=lambda: "z" * 20).token_provider.get() == "z" * 20
+
+
+def test_token_sources_sync_async_and_empty():
+    async def from_vault() -> str:
+        return "v" * 24
+
+    provider = TokenProvider(from_vault)
+    assert asyncio.run(provider.aget()) == "v" * 24
+    with pytest.raises(TargetError, match="asynchronous"):
+        provider.get()
+    assert asyncio.run(TokenProvider(lambda: "s" * 24).aget()) == "s" * 24
+    with pytest.raises(TargetError, match="no token"):
+        TokenProvider(lambda: "").get()
+    # a pickled DefaultAzureCredential provider is rebuilt (lazily) as one
+    clone = pickle.loads(pickle.dumps(TokenProvider()))
+    assert clone.kind == "DefaultAzureCredential" and clone._unusable is None
+
+
+def test_keyless_session_against_an_emulator_that_requires_a_bearer_token(tmp_path):
+    from rtlab.analysis.diagnose import diagnose
+    from rtlab.data import clip_path
+    from rtlab.emulator import start
+    from rtlab.session import run_session
+
+    token = fake_entra_token(41)
+    with start(profile="azure", seed=2, bearer_token=token) as emu:
+        cred = StaticCredential(token)
+        config = SessionConfig.realtime(transcription="whisper-1")
+        good = run_session(Target.azure(emu.url, realtime_deployment="gpt-realtime", credential=cred), config,
+                           clip_path("short"), out=tmp_path / "good", speed=float("inf"), progress=False)
+        turns = good.turns()
+        assert len(turns) >= 1 and turns["transcript"].str.len().gt(0).all()
+        assert cred.scopes == [(AZURE_SCOPE,)] * len(cred.scopes) and cred.scopes
+
+        # a key where only Entra ID is allowed (the preview client sends it in api-key), and a wrong token:
+        # refused at the handshake, and diagnosed
+        with_key = run_session(Target.azure(emu.url, AZURE_KEY, preview=True, realtime_deployment="gpt-realtime"),
+                               config, clip_path("short"), out=tmp_path / "key", speed=float("inf"), progress=False)
+        wrong = run_session(Target.azure(emu.url, realtime_deployment="gpt-realtime",
+                                         credential=StaticCredential(fake_entra_token(43))),
+                            config, clip_path("short"), out=tmp_path / "wrong", speed=float("inf"), progress=False)
+        preview = run_session(Target.azure(emu.url, preview=True, realtime_deployment="gpt-realtime",
+                                           credential=cred), config, clip_path("short"), out=tmp_path / "preview",
+                              speed=float("inf"), progress=False)
+    assert [(d.id, d.facts.status) for d in diagnose(with_key)] == [("azure_key_auth_disabled", 403)]
+    assert [(d.id, d.facts.status) for d in diagnose(wrong)] == [("entra_bad_token", 401)]
+    assert len(diagnose(preview)) == 0 and len(preview.turns()) >= 1
+    for log_dir in ("good", "key", "wrong", "preview"):
+        text = "".join(p.read_text(errors="replace") for p in (tmp_path / log_dir).glob("*.json*"))
+        assert token not in text and token[10:40] not in text
+
+
+@pytest.mark.parametrize("headers, expected", [
+    ({"authorization": "Bearer TOKEN-123456"}, None),
+    ({"authorization": "Bearer other-token"}, 401),
+    ({}, 401),
+    ({"api-key": "KEY-abcdef"}, 403),
+    ({"authorization": "Bearer KEY-abcdef"}, 401),
+])
+def test_emulator_routing_with_a_required_bearer_token(headers, expected):
+    from rtlab.emulator import load_profile, route_request
+    from rtlab.emulator.server import HttpRefusal
+
+    result = route_request("/openai/v1/realtime?model=gpt-realtime", headers, profile=load_profile("azure"),
+                           bearer_token="TOKEN-123456")
+    if expected is None:
+        assert not isinstance(result, HttpRefusal)
+    else:
+        assert isinstance(result, HttpRefusal) and result.status == expected
+        assert "TOKEN-123456" not in result.message
+    # with keys also enabled, the key passes as api-key or as a bearer value
+    both = {"api_key": "KEY-abcdef", "bearer_token": "TOKEN-123456"}
+    assert not isinstance(route_request("/openai/v1/realtime?model=gpt-realtime", {"api-key": "KEY-abcdef"},
+                                        profile=load_profile("azure"), **both), HttpRefusal)
+    assert not isinstance(route_request("/openai/v1/realtime?model=gpt-realtime",
+                                        {"authorization": "Bearer KEY-abcdef"}, profile=load_profile("azure"),
+                                        **both), HttpRefusal)
+
+
+def test_rtlab_serve_with_a_bearer_token_accepts_only_that_token():
+    import signal
+    import subprocess
+
+    token = fake_entra_token(51)
+    proc = subprocess.Popen([sys.executable, "-m", "rtlab.cli", "serve", "--port", "0", "--profile", "azure",
+                             "--bearer-token", token], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("rtlab emulator listening on http://127.0.0.1:"), line
+        url = line.rsplit(" ", 1)[1].strip()
+
+        async def first_event(target):
+            async with target.connect("realtime") as conn:
+                return json.loads(await conn.recv_bytes())["type"]
+
+        keyless = Target.azure(url, realtime_deployment="gpt-realtime", credential=StaticCredential(token))
+        assert asyncio.run(first_event(keyless)) == "session.created"
+        assert asyncio.run(first_event(keyless.with_dialect("azure-preview"))) == "session.created"
+        from websockets.exceptions import InvalidStatus
+
+        with pytest.raises(InvalidStatus) as info:
+            asyncio.run(first_event(Target.azure(url, AZURE_KEY, preview=True, realtime_deployment="gpt-realtime")))
+        assert info.value.response.status_code == 403
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and out == ""
+    assert not _leaks(err, token)
+    bad = subprocess.run([sys.executable, "-m", "rtlab.cli", "serve", "--bearer-token", " "], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("rtlab serve: --bearer-token") and "Traceback" not in bad.stderr
+
+
+def test_a_credential_that_cannot_sign_in_is_recorded_and_diagnosed(tmp_path):
+    from azure.core.exceptions import ClientAuthenticationError
+
+    from rtlab.analysis.diagnose import diagnose
+    from rtlab.data import clip_path
+    from rtlab.session import run_session
+
+    class NoIdentity:
+        def get_token(self, *scopes, **kwargs):
+            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token from the included "
+                                            "credentials.")
+
+    # the token is needed before any connection is made: the port need not even listen
+    log = run_session(Target.azure("http://127.0.0.1:9", realtime_deployment="rt", credential=NoIdentity()),
+                      SessionConfig.realtime(transcription="whisper-1"), clip_path("short"), out=tmp_path,
+                      speed=float("inf"), progress=False)
+    (d,) = diagnose(log)
+    assert d.id == "entra_no_credential" and "az login" in d.fix

@@ -33,6 +33,7 @@ _LAZY = {
     "summary": "rtlab.analysis",
     "probe": "rtlab.probe",
     "aprobe": "rtlab.probe",
+    "diagnose": "rtlab.analysis.diagnose",
 }
 #: Modules importable as attributes (``from rtlab import metrics``).
 _MODULES = {"metrics": "rtlab.analysis.metrics", "analysis": "rtlab.analysis", "audio": "rtlab.audio",

@@ -19,10 +19,16 @@ A local target speaks any of these dialects over plain ``ws://``; with ``url=Non
 
 Targets are built from arguments or the environment (:meth:`Target.from_env`): ``RTLAB_TARGET``
 (``local``/``openai``/``azure``/``azure-preview``), ``OPENAI_API_KEY``, ``AZURE_OPENAI_ENDPOINT``,
-``AZURE_OPENAI_API_KEY``, ``AZURE_OPENAI_API_VERSION``, ``AZURE_OPENAI_REALTIME_DEPLOYMENT`` and
-``AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS`` (``name=model,name=model``). A missing piece raises
-:class:`~rtlab.errors.TargetError` naming the variable to set. Keys never appear in a repr, an error, a log line
-(:func:`~rtlab.secrets.install_redaction` runs when a client is made), a pickle or ``dataclasses.asdict`` output.
+``AZURE_OPENAI_API_KEY``, ``AZURE_OPENAI_AUTH`` (``key``/``entra``), ``AZURE_OPENAI_API_VERSION``,
+``AZURE_OPENAI_REALTIME_DEPLOYMENT`` and ``AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS`` (``name=model,name=model``). A
+missing piece raises :class:`~rtlab.errors.TargetError` naming the variable to set. Keys never appear in a repr, an
+error, a log line (:func:`~rtlab.secrets.install_redaction` runs when a client is made), a pickle or
+``dataclasses.asdict`` output.
+
+Azure without a key (no ``AZURE_OPENAI_API_KEY``, or ``AZURE_OPENAI_AUTH=entra``, or
+``Target.azure(credential=...)``) signs in with Microsoft Entra ID: a :class:`~rtlab.auth.TokenProvider`
+(``DefaultAzureCredential`` by default) hands the SDK a bearer token before each request and handshake
+(``Authorization: Bearer <token>`` on both Azure paths). Tokens are masked like keys.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode, urlsplit
 
+from .auth import TokenProvider, TokenSource
 from .errors import TargetError
 from .protocol import DIALECTS
 from .secrets import Secret, install_redaction, mask, redact
@@ -174,7 +181,7 @@ class Target:
         The endpoint root (``https://api.openai.com``, ``https://RES.openai.azure.com``, ``http://127.0.0.1:PORT``);
         ``None`` for a local target whose emulator starts on first use.
     api_key
-        The key, masked everywhere (:class:`~rtlab.secrets.Secret`).
+        The key, masked everywhere (:class:`~rtlab.secrets.Secret`); unset when :attr:`token_provider` is.
     api_version
         Azure preview only.
     realtime_deployment
@@ -185,6 +192,8 @@ class Target:
         Local only: the emulator profile (``"openai"``, ``"azure"`` or a path to a probe-saved profile).
     seed
         Local only: the emulator's seed (reproducible ids and outputs).
+    token_provider
+        Azure only: Entra ID bearer tokens instead of a key (:class:`~rtlab.auth.TokenProvider`).
     """
 
     provider: Provider
@@ -196,6 +205,7 @@ class Target:
     deployments: dict[str, str] | None = field(default=None, hash=False)
     provider_profile: str | None = None
     seed: int | None = None
+    token_provider: TokenProvider | None = field(default=None, compare=False, hash=False)
     _emulator: _EmulatorSlot = field(default_factory=_EmulatorSlot, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -206,7 +216,16 @@ class Target:
                               f"{', '.join(_PROVIDER_DIALECTS[self.provider])}")
         if not isinstance(self.api_key, Secret):
             object.__setattr__(self, "api_key", Secret(self.api_key))
-        if not self.api_key:
+        if self.token_provider is not None:
+            if not isinstance(self.token_provider, TokenProvider):
+                raise TargetError(f"token_provider must be a rtlab.auth.TokenProvider, got "
+                                  f"{type(self.token_provider).__name__}")
+            if self.provider == "openai":
+                raise TargetError("Entra ID tokens apply to Azure (and local Azure emulators), not OpenAI; give "
+                                  "OpenAI an API key")
+            if self.api_key:
+                raise TargetError("give an Azure target a key or an Entra ID credential, not both")
+        elif not self.api_key:
             raise TargetError(f"{self.provider} target has no API key")
         if self.base_url is None and self.provider != "local":
             raise TargetError(f"{self.provider} target needs an endpoint URL")
@@ -258,13 +277,21 @@ class Target:
     @classmethod
     def azure(cls, endpoint: str | None = None, api_key: str | None = None, api_version: str | None = None, *,
               preview: bool = False, deployments: Mapping[str, str] | str | None = None,
-              realtime_deployment: str | None = None) -> Target:
+              realtime_deployment: str | None = None,
+              credential: TokenSource | TokenProvider | None = None) -> Target:
         """Azure OpenAI: GA v1 (``/openai/v1/realtime``, no api-version) or, with ``preview=True``, the preview
         API (``/openai/realtime?api-version=…``, beta shape).
 
         Missing arguments come from ``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY``,
         ``AZURE_OPENAI_API_VERSION`` (preview only; default ``2025-04-01-preview``),
         ``AZURE_OPENAI_REALTIME_DEPLOYMENT`` and ``AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS``.
+
+        Sign-in: a key (``api_key`` or ``AZURE_OPENAI_API_KEY``), or Microsoft Entra ID when ``credential`` is
+        given (an azure-identity credential, a callable returning a token, or a
+        :class:`~rtlab.auth.TokenProvider`), when ``AZURE_OPENAI_AUTH=entra``, or when no key is set
+        (``DefaultAzureCredential``: ``az login``, a service principal in ``AZURE_CLIENT_ID``/``AZURE_TENANT_ID``/
+        ``AZURE_CLIENT_SECRET``, or a managed identity; the identity needs the role "Cognitive Services OpenAI
+        User"). ``AZURE_OPENAI_AUTH=key`` insists on a key.
         """
         env_endpoint = endpoint is None
         endpoint = endpoint if endpoint is not None else os.environ.get("AZURE_OPENAI_ENDPOINT")
@@ -273,7 +300,7 @@ class Target:
                               "'https://my-resource.openai.azure.com') or pass endpoint=")
         root = _root_url(endpoint, what="Azure endpoint", env="AZURE_OPENAI_ENDPOINT" if env_endpoint else None,
                          strip=("/openai/v1", "/openai"))
-        key = _key(api_key, "AZURE_OPENAI_API_KEY", "Azure")
+        key, tokens = _azure_auth(api_key, credential)
         if preview:
             api_version = api_version or os.environ.get("AZURE_OPENAI_API_VERSION") or \
                 DEFAULT_AZURE_PREVIEW_API_VERSION
@@ -285,15 +312,17 @@ class Target:
                                             source="AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS")
         realtime_deployment = realtime_deployment or os.environ.get("AZURE_OPENAI_REALTIME_DEPLOYMENT") or None
         return cls("azure", "azure-preview" if preview else "azure-ga", root, key, api_version=api_version,
-                   realtime_deployment=realtime_deployment, deployments=parse_deployments(deployments))
+                   realtime_deployment=realtime_deployment, deployments=parse_deployments(deployments),
+                   token_provider=tokens)
 
     @classmethod
     def from_env(cls, name: str = "auto") -> Target:
         """A target chosen by name, or by ``$RTLAB_TARGET`` when ``name="auto"`` (default: ``local``).
 
         ``local`` starts the embedded emulator; ``openai`` needs ``OPENAI_API_KEY``; ``azure`` (GA v1) and
-        ``azure-preview`` need ``AZURE_OPENAI_ENDPOINT`` and ``AZURE_OPENAI_API_KEY``. A real service is never
-        chosen implicitly, so a notebook spends nothing unless ``RTLAB_TARGET`` says so.
+        ``azure-preview`` need ``AZURE_OPENAI_ENDPOINT`` and ``AZURE_OPENAI_API_KEY`` or Entra ID (see
+        :meth:`azure`). A real service is never chosen implicitly, so a notebook spends nothing unless
+        ``RTLAB_TARGET`` says so.
         """
         if name == "auto":
             name = (os.environ.get("RTLAB_TARGET") or "local").strip().lower()
@@ -336,6 +365,11 @@ class Target:
     def is_local(self) -> bool:
         return self.provider == "local"
 
+    @property
+    def auth(self) -> str:
+        """How the target signs in: ``"key"`` or ``"entra"`` (Microsoft Entra ID bearer tokens)."""
+        return "entra" if self.token_provider is not None else "key"
+
     def _ws_base(self) -> str | None:
         """The SDK's ``websocket_base_url``, or None to let it derive one from ``base_url``."""
         root = self.url
@@ -352,6 +386,16 @@ class Target:
 
         install_redaction()
         root = self.url
+        if self.token_provider is not None:
+            # Entra ID: the SDK awaits the provider before every request and handshake and sends
+            # "Authorization: Bearer <token>" (GA v1: as its api_key provider; preview: azure_ad_token_provider).
+            if self.dialect == "azure-preview":
+                return AsyncAzureOpenAI(azure_endpoint=root, api_version=self.api_version,
+                                        azure_ad_token_provider=self.token_provider.aget,
+                                        websocket_base_url=self._ws_base())
+            prefix = "/openai/v1" if self.dialect == "azure-ga" else "/v1"
+            return AsyncOpenAI(api_key=self.token_provider.aget, base_url=root + prefix,
+                               websocket_base_url=self._ws_base())
         key = self.api_key.reveal()
         if self.dialect == "azure-preview":
             return AsyncAzureOpenAI(azure_endpoint=root, api_version=self.api_version, api_key=key,
@@ -439,8 +483,12 @@ class Target:
 
     def headers_for(self) -> dict[str, str]:
         """The auth and dialect headers the SDK sends on the handshake, with the key masked."""
-        headers = {"api-key": mask(self.api_key)} if self.dialect == "azure-preview" else \
-            {"Authorization": f"Bearer {mask(self.api_key)}"}
+        if self.token_provider is not None:
+            headers = {"Authorization": "Bearer <Entra ID token>"}
+        elif self.dialect == "azure-preview":
+            headers = {"api-key": mask(self.api_key)}
+        else:
+            headers = {"Authorization": f"Bearer {mask(self.api_key)}"}
         if self.shape == "beta":
             headers["OpenAI-Beta"] = "realtime=v1"
         return headers
@@ -465,6 +513,7 @@ class Target:
             "dialect": self.dialect,
             "base_url": self.base_url,
             "api_key": str(self.api_key),
+            "auth": "key" if self.token_provider is None else f"entra ({self.token_provider.kind})",
             "api_version": self.api_version,
             "realtime_deployment": self.realtime_deployment,
             "deployments": dict(self.deployments) if self.deployments is not None else None,
@@ -476,7 +525,8 @@ class Target:
         where = self.base_url or ("<embedded emulator, " + ("running" if self._emulator.handle else "not started")
                                   + ">")
         extra = f", profile={self.provider_profile!r}" if self.provider == "local" else ""
-        return f"Target({self.provider}, {self.dialect}, {where}, key={self.api_key}{extra})"
+        auth = f"key={self.api_key}" if self.token_provider is None else f"auth={self.token_provider!r}"
+        return f"Target({self.provider}, {self.dialect}, {where}, {auth}{extra})"
 
     def _repr_html_(self) -> str:
         rows = "".join(
@@ -485,6 +535,37 @@ class Target:
             for k, v in self.to_dict().items() if v is not None
         )
         return f"<table><caption style='text-align:left'><b>Target</b></caption>{rows}</table>"
+
+
+_AZURE_AUTH_VALUES = ("key", "entra")
+
+
+def _azure_auth(api_key: str | None, credential: TokenSource | TokenProvider | None
+                ) -> tuple[Secret, TokenProvider | None]:
+    """(key, token provider) for an Azure target: a key, or Entra ID (see :meth:`Target.azure`)."""
+    mode = (os.environ.get("AZURE_OPENAI_AUTH") or "").strip().lower() or None
+    if mode is not None and mode not in _AZURE_AUTH_VALUES:
+        raise TargetError(f"AZURE_OPENAI_AUTH={mode!r} is not one of {', '.join(_AZURE_AUTH_VALUES)}; set 'key' to "
+                          "sign in with AZURE_OPENAI_API_KEY or 'entra' for Microsoft Entra ID")
+    if credential is not None:
+        if api_key is not None:
+            raise TargetError("pass api_key= or credential=, not both")
+        provider = credential if isinstance(credential, TokenProvider) else TokenProvider(credential)
+        return Secret(None), provider
+    if mode == "entra":
+        if api_key is not None:
+            raise TargetError("AZURE_OPENAI_AUTH=entra signs in with Entra ID: do not pass api_key= (or unset "
+                              "AZURE_OPENAI_AUTH)")
+        return Secret(None), TokenProvider()
+    if mode == "key" or api_key is not None or os.environ.get("AZURE_OPENAI_API_KEY"):
+        return _key(api_key, "AZURE_OPENAI_API_KEY", "Azure"), None
+    # No key anywhere: keyless sign-in, if azure-identity is there to do it.
+    try:
+        importlib.import_module("azure.identity")
+    except ImportError:
+        raise TargetError("Azure needs an API key or Entra ID: set AZURE_OPENAI_API_KEY, or install azure-identity "
+                          "(pip install 'rtlab[azure]') and sign in (az login)") from None
+    return Secret(None), TokenProvider()
 
 
 def _key(value: str | None, env: str, who: str) -> Secret:

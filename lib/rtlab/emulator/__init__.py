@@ -97,7 +97,7 @@ class EmulatorHandle:
 
 def start(*, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None,
           profile: str | Profile = "openai", seed: int | None = None, engines: EngineSet | None = None,
-          validate: bool = False) -> EmulatorHandle:
+          validate: bool = False, bearer_token: str | None = None) -> EmulatorHandle:
     """Start the emulator on a background daemon thread and return once it accepts connections.
 
     Parameters
@@ -115,6 +115,9 @@ def start(*, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None,
         ``start()`` is fast).
     validate : bool
         Check every outgoing event against the openai SDK models inside the server (debugging).
+    bearer_token : str, optional
+        Emulate an Entra ID-only Azure resource: accept only ``Authorization: Bearer <bearer_token>`` (plus
+        ``api_key`` when given); a key in ``api-key`` is refused (403 AuthenticationTypeDisabled).
 
     Raises
     ------
@@ -126,7 +129,7 @@ def start(*, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None,
 
         engines = default_engines()
     server = EmulatorServer(engines=engines, host=host, port=port, api_key=api_key, profile=profile, seed=seed,
-                            validate=validate)
+                            validate=validate, bearer_token=bearer_token)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     failure: list[BaseException] = []

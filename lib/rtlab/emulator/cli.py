@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free port)")
     parser.add_argument("--api-key", default=None,
                         help="accept only this key (Bearer or api-key header); default: any non-empty key")
+    parser.add_argument("--bearer-token", default=None, metavar="TOKEN",
+                        help="emulate an Entra ID-only Azure resource: accept only 'Authorization: Bearer TOKEN' "
+                             "(plus --api-key if given); a key in the api-key header is refused")
     parser.add_argument("--profile", default="openai",
                         help="provider profile: openai, azure, or a profile JSON saved by `rtlab probe`")
     parser.add_argument("--seed", type=int, default=None, help="make ids and outputs reproducible")
@@ -45,6 +48,8 @@ def _check(args: argparse.Namespace) -> None:
         raise ConfigError(f"--port must be between 0 and 65535, got {args.port}.")
     if args.api_key is not None and not args.api_key.strip():
         raise ConfigError("--api-key must not be empty.", fix="omit --api-key to accept any non-empty key")
+    if args.bearer_token is not None and not args.bearer_token.strip():
+        raise ConfigError("--bearer-token must not be empty.", fix="omit --bearer-token to accept keys")
     if not 1 <= args.workers <= 64:
         raise ConfigError(f"--workers must be between 1 and 64, got {args.workers}.")
     if args.workers > 1 and args.seed is not None:
@@ -58,7 +63,8 @@ async def _serve(args: argparse.Namespace, profile, sock: socket.socket, on_read
 
     engines = await asyncio.to_thread(default_engines)
     server = EmulatorServer(engines=engines, host=args.host, port=sock.getsockname()[1], api_key=args.api_key,
-                            profile=profile, seed=args.seed, validate=args.validate)
+                            profile=profile, seed=args.seed, validate=args.validate,
+                            bearer_token=args.bearer_token)
     await server.start(sock=sock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -89,8 +89,35 @@ def _presented_key(headers: Mapping[str, str]) -> str | None:
     return key.strip() if key is not None else None
 
 
+#: Azure's answers to a bearer-token (Entra ID) resource: an api-key where keys are disabled (HTTP 403, reported:
+#: browser-use/browser-use issue 1295, 2025-04-05) and a missing or wrong token (HTTP 401, reported:
+#: Azure-Samples/azure-search-openai-demo issue 2219, 2024-12-10). See rtlab.protocol.known_errors.
+_KEYS_DISABLED = HttpRefusal(403, "AuthenticationTypeDisabled",
+                             "Key based authentication is disabled for this resource.", type="invalid_request_error")
+_BAD_TOKEN = HttpRefusal(401, "401", "Unauthorized. Access token is missing, invalid, audience is incorrect "
+                         "(https://cognitiveservices.azure.com), or have expired.", type="invalid_request_error")
+
+
+def _check_bearer(headers: Mapping[str, str], bearer_token: str, api_key: str | None) -> HttpRefusal | None:
+    """Entra ID emulation: only ``Authorization: Bearer <bearer_token>`` passes (or ``api_key`` when keys are
+    also enabled, as a Bearer value or in ``api-key``); None when the request may go on."""
+    auth = headers.get("authorization") or headers.get("Authorization") or ""
+    scheme, _, value = auth.partition(" ")
+    value = value.strip() if scheme.lower() == "bearer" else ""
+    allowed = [bearer_token] + ([api_key] if api_key is not None else [])
+    if value and any(hmac.compare_digest(value.encode(), ok.encode()) for ok in allowed):
+        return None
+    header_key = (headers.get("api-key") or headers.get("Api-Key") or "").strip()
+    if header_key and not value:
+        if api_key is None:
+            return _KEYS_DISABLED
+        if hmac.compare_digest(header_key.encode(), api_key.encode()):
+            return None
+    return _BAD_TOKEN
+
+
 def route_request(path_and_query: str, headers: Mapping[str, str], *, profile: Profile,
-                  api_key: str | None = None) -> Route | HttpRefusal:
+                  api_key: str | None = None, bearer_token: str | None = None) -> Route | HttpRefusal:
     """Decide what a WebSocket upgrade request gets (pure: no I/O).
 
     Parameters
@@ -103,6 +130,9 @@ def route_request(path_and_query: str, headers: Mapping[str, str], *, profile: P
         Decides which paths exist and which session models the handshake accepts.
     api_key : str, optional
         The only key accepted; without it any non-empty key is accepted.
+    bearer_token : str, optional
+        Emulate an Entra ID-only Azure resource: only ``Authorization: Bearer <bearer_token>`` is accepted (and
+        ``api_key`` too when both are given); a key in ``api-key`` is refused with 403 AuthenticationTypeDisabled.
     """
     parts = urlsplit(path_and_query)
     path = parts.path.rstrip("/") or "/"
@@ -110,6 +140,11 @@ def route_request(path_and_query: str, headers: Mapping[str, str], *, profile: P
     known = path in ("/v1/realtime", "/openai/v1/realtime", "/openai/realtime")
     if not known or path not in profile.paths:
         return HttpRefusal(404, "404", f"Resource not found: {path[:120]}.", type="not_found")
+    if bearer_token is not None:
+        refusal = _check_bearer(headers, bearer_token, api_key)
+        if refusal is not None:
+            return refusal
+        api_key = None  # checked above
     presented = _presented_key(headers)
     if not presented:
         return HttpRefusal(401, "invalid_api_key", "Missing API key. Pass it as 'Authorization: Bearer KEY' or in "
@@ -174,6 +209,8 @@ class EmulatorServer:
         Where to listen; port 0 picks a free port (see :attr:`port` after :meth:`start`).
     api_key : str, optional
         The only key accepted at the handshake; None accepts any non-empty key.
+    bearer_token : str, optional
+        Require ``Authorization: Bearer <bearer_token>`` (Entra ID emulation; see :func:`route_request`).
     profile : Profile or str
     seed : int, optional
         Session ``k`` (0, 1, 2, ... in connection order) uses seed ``"{seed}:{k}"``: ids are reproducible.
@@ -183,11 +220,12 @@ class EmulatorServer:
 
     def __init__(self, *, engines: EngineSet, host: str = "127.0.0.1", port: int = 8765,
                  api_key: str | None = None, profile: Profile | str = "openai", seed: int | None = None,
-                 validate: bool = False) -> None:
+                 validate: bool = False, bearer_token: str | None = None) -> None:
         self.engines = engines
         self.host = host
         self.port = port
         self._api_key = api_key
+        self._bearer_token = bearer_token
         self.profile = load_profile(profile)
         self.seed = seed
         self.validate = validate
@@ -199,7 +237,8 @@ class EmulatorServer:
 
     def __repr__(self) -> str:
         return (f"EmulatorServer(host={self.host!r}, port={self.port}, profile={self.profile.name!r}, "
-                f"api_key={'set' if self._api_key else 'any'})")
+                f"api_key={'set' if self._api_key else 'any'}"
+                + (", bearer_token=set" if self._bearer_token else "") + ")")
 
     @property
     def url(self) -> str:
@@ -231,7 +270,8 @@ class EmulatorServer:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if urlsplit(request.path).path in ("/healthz", "/"):
             return connection.respond(HTTPStatus.OK, "rtlab emulator\n")
-        result = route_request(request.path, request.headers, profile=self.profile, api_key=self._api_key)
+        result = route_request(request.path, request.headers, profile=self.profile, api_key=self._api_key,
+                               bearer_token=self._bearer_token)
         if isinstance(result, HttpRefusal):
             log.info("emulator: refused handshake %s -> %d %s", urlsplit(request.path).path, result.status,
                      result.code)
