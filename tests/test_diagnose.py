@@ -157,7 +157,7 @@ def test_websockets_handshake_refusal_and_close_frames():
 
 
 def test_handshake_pseudo_event_from_rtlab_session():
-    from rtlab.session import handshake_error_event
+    from rtlab.runs import handshake_error_event
 
     body = json.dumps({"error": {"code": "OpperationNotSupported", "message": "The realtime operation does not "
                                                                               "work with the specified model."}})
@@ -229,7 +229,7 @@ def test_rtlab_diagnose_is_exported_lazily():
 def test_errors_the_emulator_sent_over_a_socket_are_diagnosed(tmp_path):
     from rtlab.data import clip_path
     from rtlab.emulator import start
-    from rtlab.session import RemoteLeg, RunOptions, arun_legs
+    from rtlab.runs import RemoteLeg, RunOptions, arun_legs
     from rtlab.targets import Target
 
     with start(seed=5, api_key="the-right-key-123") as emu:
@@ -255,7 +255,7 @@ def test_errors_the_emulator_sent_over_a_socket_are_diagnosed(tmp_path):
     frame = found.to_frame()
     assert set(frame["source"]) == {"whisper-vad", "bad-key"}
     # the same log, loaded from disk, gives the same diagnoses
-    from rtlab.events import EventLog
+    from rtlab.log import EventLog
 
     again = diagnose(EventLog.load(tmp_path / "events.jsonl"))
     assert [d.id for d in again] == [d.id for d in found]

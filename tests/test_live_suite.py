@@ -91,7 +91,7 @@ def test_conformance_check_accepts_the_emulator_and_catches_a_bad_event(tmp_path
 
     from rtlab import SessionConfig, Target, run_session
     from rtlab.data import clip_path
-    from rtlab.events import EventLog
+    from rtlab.log import EventLog
 
     target = Target.local(seed=4)
     try:

@@ -25,6 +25,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI
 from websockets.asyncio.server import serve
 
 from rtlab import TargetError
+from rtlab.analysis import turns as turns_of
 from rtlab.auth import AZURE_SCOPE, TokenProvider
 from rtlab.config import SessionConfig
 from rtlab.errors import RtlabError
@@ -622,7 +623,7 @@ def test_keyless_session_against_an_emulator_that_requires_a_bearer_token(tmp_pa
     from rtlab.analysis.diagnose import diagnose
     from rtlab.data import clip_path
     from rtlab.emulator import start
-    from rtlab.session import run_session
+    from rtlab.runs import run_session
 
     token = fake_entra_token(41)
     with start(profile="azure", seed=2, bearer_token=token) as emu:
@@ -630,7 +631,7 @@ def test_keyless_session_against_an_emulator_that_requires_a_bearer_token(tmp_pa
         config = SessionConfig.realtime(transcription="whisper-1")
         good = run_session(Target.azure(emu.url, realtime_deployment="gpt-realtime", credential=cred), config,
                            clip_path("short"), out=tmp_path / "good", speed=float("inf"), progress=False)
-        turns = good.turns()
+        turns = turns_of(good)
         assert len(turns) >= 1 and turns["transcript"].str.len().gt(0).all()
         assert cred.scopes == [(AZURE_SCOPE,)] * len(cred.scopes) and cred.scopes
 
@@ -646,7 +647,7 @@ def test_keyless_session_against_an_emulator_that_requires_a_bearer_token(tmp_pa
                               speed=float("inf"), progress=False)
     assert [(d.id, d.facts.status) for d in diagnose(with_key)] == [("azure_key_auth_disabled", 403)]
     assert [(d.id, d.facts.status) for d in diagnose(wrong)] == [("entra_bad_token", 401)]
-    assert len(diagnose(preview)) == 0 and len(preview.turns()) >= 1
+    assert len(diagnose(preview)) == 0 and len(turns_of(preview)) >= 1
     for log_dir in ("good", "key", "wrong", "preview"):
         text = "".join(p.read_text(errors="replace") for p in (tmp_path / log_dir).glob("*.json*"))
         assert token not in text and token[10:40] not in text
@@ -718,7 +719,7 @@ def test_a_credential_that_cannot_sign_in_is_recorded_and_diagnosed(tmp_path):
 
     from rtlab.analysis.diagnose import diagnose
     from rtlab.data import clip_path
-    from rtlab.session import run_session
+    from rtlab.runs import run_session
 
     class NoIdentity:
         def get_token(self, *scopes, **kwargs):

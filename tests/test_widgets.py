@@ -72,7 +72,7 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def log(log_dir: Path) -> Any:
-    """A recorded 24 s session (the real EventLog when rtlab.events is present)."""
+    """A recorded 24 s session (the real rtlab.log.EventLog)."""
     return synthetic_session(seconds=24.0, turns=4, seed=11, path=log_dir / "events.jsonl")
 
 

@@ -11,11 +11,12 @@ import pytest
 from conformance import count_server_events, server_event_problems
 from liveconfig import CLIP
 
+from rtlab.analysis import turns as turns_of
 from rtlab.analysis.diagnose import diagnose
 from rtlab.config import SessionConfig, TurnDetection
 from rtlab.data import clip_path
 from rtlab.protocol import TRANSCRIPTION_MODELS
-from rtlab.session import IN_SESSION, SIDECAR_LOCAL, SIDECAR_TRANSCRIPTION, run_session
+from rtlab.runs import IN_SESSION, SIDECAR_LOCAL, SIDECAR_TRANSCRIPTION, run_session
 
 pytestmark = pytest.mark.live
 
@@ -60,7 +61,7 @@ def test_voice_session_with_in_session_transcription(provider, tmp_path):
     log = run_session(target, _no_reply_voice(provider, provider.transcribe_model), clip_path(CLIP),
                       out=tmp_path, **RUN)
     assert len(diagnose(log)) == 0, _explain(log)
-    turns = log.turns()
+    turns = turns_of(log)
     assert len(turns) >= 1 and (turns["status"] == "completed").all(), _explain(log)
     assert turns["transcript"].str.strip().str.len().gt(0).all(), turns[["item_id", "status", "transcript"]]
     _conforms(log, target)
@@ -71,7 +72,7 @@ def test_transcription_session(provider, tmp_path):
     log = run_session(target, _transcription_config(provider, provider.transcribe_model), clip_path(CLIP),
                       out=tmp_path, **RUN)
     assert len(diagnose(log)) == 0, _explain(log)
-    turns = log.turns()
+    turns = turns_of(log)
     assert len(turns) >= 1 and turns["transcript"].str.strip().str.len().gt(0).all(), _explain(log)
     _conforms(log, target)
 

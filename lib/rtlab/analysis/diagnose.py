@@ -10,12 +10,12 @@ input                                                  read as
 ``{"type": "error", "error": {...}}``                  an error event
 ``{"type": "conversation.item.input_audio_...failed"}``  a failed transcription (its ``error``)
 ``{"type": "response.done", "response": {failed}}``    a failed response (``status_details.error``)
-``{"type": "rtlab.handshake_failed", ...}``            a refused handshake, as :mod:`rtlab.session` records it
+``{"type": "rtlab.handshake_failed", ...}``            a refused handshake, as :mod:`rtlab.runs` records it
 ``{"error": {...}}`` / ``{"code", "message"}``          an HTTP error body / a bare error object
 an exception                                           openai ``APIStatusError``, websockets ``InvalidStatus`` and
                                                        ``ConnectionClosed``, azure-identity errors, anything else
 ``str`` / ``bytes``                                    JSON, ``Error code: 401 - {...}``, close frames, plain text
-an :class:`~rtlab.events.EventLog` or a list           every error in it (a :class:`Diagnoses`)
+an :class:`~rtlab.log.EventLog` or a list           every error in it (a :class:`Diagnoses`)
 =====================================================  =============================================================
 
 It never raises: an error no row recognises gets a diagnosis with ``id == "unknown"`` that says so.
@@ -44,7 +44,7 @@ from rtlab.secrets import redact
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from rtlab.events import EventLog
+    from rtlab.log import EventLog
 
 __all__ = ["Diagnoses", "Diagnosis", "diagnose", "error_facts"]
 
@@ -421,7 +421,7 @@ def diagnose(error: Any, *, provider: str | None = None) -> Diagnosis | Diagnose
     ----------
     error
         An error event, a failure event, an ``rtlab.handshake_failed`` record, an HTTP error body, an exception,
-        a string, an :class:`~rtlab.events.EventLog` or a list/tuple of any of these.
+        a string, an :class:`~rtlab.log.EventLog` or a list/tuple of any of these.
     provider : {"openai", "azure"}, optional
         When known, rows that only occur with the other provider are left out.
 

@@ -83,11 +83,11 @@ def write_subtitles(log: Any, out_dir: str | os.PathLike, *, turns: pd.DataFrame
 
     Parameters
     ----------
-    log : rtlab.events.EventLog
+    log : rtlab.log.EventLog
     out_dir : path
         Created when missing.
     turns : DataFrame, optional
-        A precomputed ``log.turns()`` (default: computed here).
+        A precomputed ``rtlab.analysis.turns(log)`` (default: computed here).
 
     Returns
     -------

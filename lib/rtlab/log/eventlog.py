@@ -78,7 +78,7 @@ class EventLog:
     >>> with EventLog.create(tmp / "events.jsonl", meta={"audio": "clip.wav"}) as log:   # doctest: +SKIP
     ...     log.record("client", "in-session", {"type": "input_audio_buffer.append", "audio": b64},
     ...                audio_offset=0)
-    >>> EventLog.load(tmp / "events.jsonl").turns()                                        # doctest: +SKIP
+    >>> turns(EventLog.load(tmp / "events.jsonl"))            # rtlab.analysis.turns     # doctest: +SKIP
     """
 
     def __init__(self, path: Path, meta: dict, *, live: bool):
