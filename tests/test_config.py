@@ -64,7 +64,7 @@ def models_with(flag: str, value: bool = True) -> list[str]:
 class TestSessionConfig:
     def test_realtime_defaults(self):
         cfg = SessionConfig.realtime()
-        assert cfg.kind == "realtime" and cfg.model == "gpt-realtime-2.1"
+        assert cfg.kind == "realtime" and cfg.model is None  # the target's voice model (gpt-realtime-2.1 on OpenAI)
         assert cfg.transcription == Transcription(model="gpt-realtime-whisper")
         assert cfg.turn_detection == TurnDetection(type="server_vad", **SERVER_VAD_DEFAULTS)
         assert cfg.noise_reduction is UNSET
@@ -148,7 +148,7 @@ class TestSessionConfig:
     def test_short_repr(self):
         cfg = SessionConfig.realtime(instructions="You are a very patient teacher of phonetics.")
         text = repr(cfg)
-        assert text.startswith("SessionConfig(realtime, model='gpt-realtime-2.1', transcription='gpt-realtime-whisper'")
+        assert text.startswith("SessionConfig(realtime, transcription='gpt-realtime-whisper'")
         assert "turn_detection='server_vad'" in text and "..." in text and len(text) < 250
 
 
@@ -156,6 +156,7 @@ class TestSessionConfig:
 # Rendering: exact shapes
 # ==============================================================================================================
 REALTIME = SessionConfig.realtime(
+    model="gpt-realtime-2.1",
     transcription=Transcription(model="gpt-4o-transcribe", language="en", prompt="names of rivers"),
     noise_reduction="near_field", voice="marin", instructions="Be brief.", output_modalities=["audio"],
     include=None, turn_detection=TurnDetection.server_vad(silence_duration_ms=600),
@@ -580,10 +581,8 @@ def test_rule_fires_with_field_model_and_fix(rule):
     assert isinstance(err, ConfigError) and isinstance(err, RtlabError)
     assert err.rule == rule.id and err.field == rule.field
     assert str(err).startswith(f"{rule.field}: ") and err.fix and f"Fix: {err.fix}" in str(err)
-    named = cfg.model if rule.subject == "session" or (rule.subject == "auto" and cfg.kind == "realtime") \
-        else cfg.transcription.model
-    assert named == (cfg.model if rule.subject == "session" or (rule.subject == "auto" and cfg.kind == "realtime")
-                     else cfg.transcription.model)
+    named = cfg.model if rule.subject == "session" or (rule.subject == "auto" and cfg.kind == "realtime"
+                                                        and cfg.model) else cfg.transcription.model
     assert err.model == named and (named is None or named in str(err))
     assert [v.rule for v in violations(cfg, dialect, deployments=deployments)][0] == rule.id
 

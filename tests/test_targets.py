@@ -143,11 +143,11 @@ BEARER_AZURE = ("authorization", f"Bearer {AZURE_KEY}")
 #: PROTOCOL.md's connection table: target -> kind -> (path, query, auth header, beta header?)
 EXPECTED = {
     "local-openai-ga": {
-        "realtime": ("/v1/realtime", {"model": "gpt-realtime"}, BEARER_LOCAL, False),
+        "realtime": ("/v1/realtime", {"model": "gpt-realtime-2.1"}, BEARER_LOCAL, False),
         "transcription": ("/v1/realtime", {"intent": "transcription"}, BEARER_LOCAL, False),
     },
     "local-openai-beta": {
-        "realtime": ("/v1/realtime", {"model": "gpt-realtime"}, BEARER_LOCAL, True),
+        "realtime": ("/v1/realtime", {"model": "gpt-realtime-2.1"}, BEARER_LOCAL, True),
         "transcription": ("/v1/realtime", {"intent": "transcription"}, BEARER_LOCAL, True),
     },
     "local-azure-ga": {
@@ -161,11 +161,11 @@ EXPECTED = {
                                                "deployment": "tx-whisper"}, ("api-key", "rtlab-local"), True),
     },
     "openai-ga": {
-        "realtime": ("/v1/realtime", {"model": "gpt-realtime"}, BEARER_OPENAI, False),
+        "realtime": ("/v1/realtime", {"model": "gpt-realtime-2.1"}, BEARER_OPENAI, False),
         "transcription": ("/v1/realtime", {"intent": "transcription"}, BEARER_OPENAI, False),
     },
     "openai-beta": {
-        "realtime": ("/v1/realtime", {"model": "gpt-realtime"}, BEARER_OPENAI, True),
+        "realtime": ("/v1/realtime", {"model": "gpt-realtime-2.1"}, BEARER_OPENAI, True),
         "transcription": ("/v1/realtime", {"intent": "transcription"}, BEARER_OPENAI, True),
     },
     "azure-ga": {
@@ -213,13 +213,26 @@ def test_explicit_models_and_deployments_go_in_the_url():
     async def body(rec):
         t = _targets(rec.url)
         await handshake(t["openai-ga"], "realtime", "gpt-realtime-mini")
-        await handshake(t["azure-ga"], "realtime", "other-dep")
+        await handshake(t["azure-ga"], "realtime", "rt-dep")
+        await handshake(t["azure-ga"], "realtime", "gpt-realtime")  # a voice model: the voice deployment serves it
         await handshake(t["azure-preview"], "transcription", "tx-4o")
+        await handshake(t["azure-preview"], "transcription", "gpt-realtime-whisper")  # model -> its deployment
 
     rec = run_with_recorder(body)
     assert [s["query"] for s in rec.seen] == [
-        {"model": "gpt-realtime-mini"}, {"model": "other-dep"},
-        {"intent": "transcription", "api-version": V, "deployment": "tx-4o"}]
+        {"model": "gpt-realtime-mini"}, {"model": "rt-dep"}, {"model": "rt-dep"},
+        {"intent": "transcription", "api-version": V, "deployment": "tx-4o"},
+        {"intent": "transcription", "api-version": V, "deployment": "tx-whisper"}]
+
+
+def test_a_name_that_is_neither_a_deployment_nor_a_model_lists_the_deployments():
+    t = _targets("http://127.0.0.1:9")["azure-ga"]
+    with pytest.raises(TargetError) as info:
+        t.connect("realtime", "other-dep")
+    message = str(info.value)
+    assert "'other-dep' is neither a deployment" in message
+    assert "rt-dep (voice), tx-whisper (gpt-realtime-whisper), tx-4o (gpt-4o-transcribe)" in message
+    assert AZURE_KEY not in message
 
 
 def test_ga_transcription_takes_no_model():
@@ -237,7 +250,7 @@ def test_clients_are_the_official_sdk_ones():
     assert str(t["azure-ga"].client().base_url) == "http://127.0.0.1:9/openai/v1/"
     assert str(t["openai-ga"].client().base_url) == "http://127.0.0.1:9/v1/"
     assert str(Target.openai(OPENAI_KEY).client().base_url) == "https://api.openai.com/v1/"
-    assert Target.openai(OPENAI_KEY).url_for("realtime") == "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+    assert Target.openai(OPENAI_KEY).url_for("realtime") == "wss://api.openai.com/v1/realtime?model=gpt-realtime-2.1"
     az = Target.azure("https://res.openai.azure.com/", AZURE_KEY, preview=True, realtime_deployment="rt")
     assert az.url_for() == f"wss://res.openai.azure.com/openai/realtime?api-version={V}&deployment=rt"
 
@@ -249,8 +262,11 @@ def test_target_renders_configs_with_its_dialect_and_deployments():
     # the deployment maps to gpt-realtime-whisper, so its rules apply (no VAD in a transcription session)
     with pytest.raises(RtlabError, match="deployment of gpt-realtime-whisper"):
         t.render(SessionConfig.transcription(model="tx-whisper", turn_detection="server_vad"))
+    # a model name is sent as the deployment that serves it; a model no deployment serves is refused
+    mapped = t.render(SessionConfig.transcription(model="gpt-realtime-whisper"))
+    assert mapped["session"]["input_audio_transcription"]["model"] == "tx-whisper"
     with pytest.raises(RtlabError, match="tx-4o, tx-whisper"):
-        t.render(SessionConfig.transcription(model="gpt-realtime-whisper"))
+        t.render(SessionConfig.transcription(model="whisper-1"))
 
 
 # ==============================================================================================================

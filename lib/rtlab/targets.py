@@ -66,7 +66,6 @@ Kind = Literal["realtime", "transcription"]
 
 OPENAI_URL = "https://api.openai.com"
 DEFAULT_AZURE_PREVIEW_API_VERSION = "2025-04-01-preview"
-DEFAULT_REALTIME_MODEL = "gpt-realtime"
 #: The local emulator's key: a public placeholder, still masked like any key.
 LOCAL_API_KEY = "rtlab-local"
 
@@ -185,9 +184,15 @@ class Target:
     api_version
         Azure preview only.
     realtime_deployment
-        Azure: the deployment used as the voice model when :meth:`connect` gets no model.
+        Azure: the voice deployment (``AZURE_OPENAI_REALTIME_DEPLOYMENT``): what a voice session connects to when
+        no model is named, or when the named model is the one it serves.
+    realtime_model
+        Azure: the model behind :attr:`realtime_deployment` when known (``AZURE_OPENAI_REALTIME_DEPLOYMENT=
+        name=model``), so the rules can judge it.
     deployments
-        Azure: ``{deployment_name: model}`` of the transcription deployments (config rules check against it).
+        Azure: ``{deployment_name: model}`` of the transcription deployments (``AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS``).
+        A :class:`~rtlab.config.SessionConfig` speaks in model names; :meth:`render` and :meth:`connect` send the
+        deployment that serves each model (:meth:`deployment_for`).
     provider_profile
         Local only: the emulator profile (``"openai"``, ``"azure"`` or a path to a probe-saved profile).
     seed
@@ -203,6 +208,7 @@ class Target:
     api_version: str | None = None
     realtime_deployment: str | None = None
     deployments: dict[str, str] | None = field(default=None, hash=False)
+    realtime_model: str | None = None
     provider_profile: str | None = None
     seed: int | None = None
     token_provider: TokenProvider | None = field(default=None, compare=False, hash=False)
@@ -236,6 +242,11 @@ class Target:
                               f"{DEFAULT_AZURE_PREVIEW_API_VERSION!r}); set AZURE_OPENAI_API_VERSION")
         if self.deployments is not None:
             object.__setattr__(self, "deployments", parse_deployments(self.deployments))
+        if self.realtime_deployment and "=" in self.realtime_deployment:  # "name=model"
+            (name, model), = parse_deployments(self.realtime_deployment,
+                                               source="AZURE_OPENAI_REALTIME_DEPLOYMENT").items()
+            object.__setattr__(self, "realtime_deployment", name)
+            object.__setattr__(self, "realtime_model", self.realtime_model or model)
 
     # ==========================================================================================================
     # Constructors
@@ -403,13 +414,108 @@ class Target:
         prefix = "/openai/v1" if self.dialect == "azure-ga" else "/v1"
         return AsyncOpenAI(api_key=key, base_url=root + prefix, websocket_base_url=self._ws_base())
 
+    # ==========================================================================================================
+    # Models and deployments
+    # ==========================================================================================================
+    @property
+    def uses_deployments(self) -> bool:
+        """True when names on the wire are Azure deployment names (an Azure target or an emulated Azure one)."""
+        return self.provider == "azure" or self.dialect.startswith("azure")
+
+    def known_deployments(self) -> dict[str, str]:
+        """``{deployment name: model}`` of every deployment whose model is known (voice and transcription)."""
+        out = dict(self.deployments or {})
+        if self.realtime_deployment and self.realtime_model:
+            out[self.realtime_deployment] = self.realtime_model
+        return out
+
+    def _deployment_list(self) -> str:
+        names = [f"{d} ({m})" for d, m in self.known_deployments().items()]
+        if self.realtime_deployment and not self.realtime_model:
+            names.insert(0, f"{self.realtime_deployment} (voice)")
+        return ", ".join(names) or "none configured (set AZURE_OPENAI_REALTIME_DEPLOYMENT and " \
+            "AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS)"
+
+    def deployment_for(self, name: str | None, *, kind: Literal["voice", "transcription"]) -> str | None:
+        """The name to send for ``name`` (a model or a deployment): the deployment serving it on Azure, the model
+        itself elsewhere.
+
+        Voice: ``None`` means the target's voice model (``gpt-realtime-2.1`` on OpenAI, the configured
+        :attr:`realtime_deployment` on Azure). A model name maps to the deployment that serves it, or to the voice
+        deployment when its model is not stated. Transcription: a model name maps to the deployment that serves
+        it; an unknown name is sent as written (the rules say what is wrong with it).
+
+        Raises
+        ------
+        TargetError
+            Azure voice: a name that is neither a deployment nor a model one serves (the message lists them).
+        """
+        from .protocol.catalogue import DEFAULT_VOICE_MODEL, api_of
+
+        if not self.uses_deployments:
+            return (name or DEFAULT_VOICE_MODEL) if kind == "voice" else name
+        known = self.known_deployments()
+        if kind == "voice":
+            if name is None or name == self.realtime_deployment:
+                if self.realtime_deployment:
+                    return self.realtime_deployment
+                if self.provider == "azure":
+                    raise TargetError("an Azure voice session needs the name of your voice deployment: set "
+                                      "AZURE_OPENAI_REALTIME_DEPLOYMENT (or pass realtime_deployment=)")
+                return DEFAULT_VOICE_MODEL  # an emulated resource whose deployments are named after their models
+            if name in known:
+                return name
+            serving = [d for d, m in known.items() if m == name]
+            if len(serving) == 1:
+                return serving[0]
+            if not self.realtime_deployment:
+                return name  # no voice deployment configured: deployments named after their models
+            if not self.realtime_model and api_of(name) == "realtime":
+                return self.realtime_deployment  # the resource's voice deployment, whose model is not stated
+            return self._unknown(name)
+        if name is None or name in known:
+            return name
+        serving = [d for d, m in (self.deployments or {}).items() if m == name]
+        return serving[0] if len(serving) == 1 else name
+
+    def _unknown(self, name: str) -> str:
+        raise TargetError(f"{name!r} is neither a deployment of this Azure resource nor a model one of its "
+                          f"deployments serves; deployments: {self._deployment_list()}. Name a deployment, or add "
+                          "yours to AZURE_OPENAI_REALTIME_DEPLOYMENT / AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS "
+                          "(name=model)")
+
+    def model_of(self, name: str | None) -> str | None:
+        """The model behind a deployment name (the name itself when it is a model or unknown)."""
+        if name is None:
+            return None
+        return self.known_deployments().get(name, name)
+
+    def wire_config(self, config: SessionConfig) -> SessionConfig:
+        """``config`` with the names this target sends: Azure deployment names for the voice and transcription
+        models (unchanged elsewhere)."""
+        import dataclasses as _dc
+
+        from .config import Transcription
+
+        if not self.uses_deployments:
+            return config
+        changes: dict[str, Any] = {}
+        if config.kind == "realtime" and config.model is not None:
+            changes["model"] = self.deployment_for(config.model, kind="voice")
+        tx = config.transcription
+        if isinstance(tx, Transcription) and tx.model:
+            wire = self.deployment_for(tx.model, kind="transcription")
+            if wire != tx.model:
+                changes["transcription"] = _dc.replace(tx, model=wire)
+        return _dc.replace(config, **changes) if changes else config
+
     def _connect_args(self, kind: str, model: str | None) -> tuple[bool, dict[str, Any]]:
         """(beta client?, keyword arguments for ``connect``) per the connection table."""
         if kind not in ("realtime", "transcription"):
             raise TargetError(f"kind {kind!r} is not 'realtime' or 'transcription'")
         beta = self.shape == "beta"
         if kind == "realtime":
-            return beta, {"model": self._realtime_model(model)}
+            return beta, {"model": self.deployment_for(model, kind="voice")}
         query = {"intent": "transcription"}
         if self.dialect == "azure-preview":
             # The Azure client needs a deployment for the URL even for a transcription session.
@@ -423,25 +529,17 @@ class Target:
             return True, {"model": omit, "extra_query": query}
         return False, {"extra_query": query}
 
-    def _realtime_model(self, model: str | None) -> str:
-        if model:
-            return model
-        if self.realtime_deployment:
-            return self.realtime_deployment
-        if self.provider == "azure":
-            raise TargetError("an Azure realtime session needs a deployment name: set "
-                              "AZURE_OPENAI_REALTIME_DEPLOYMENT or pass model=")
-        return DEFAULT_REALTIME_MODEL
-
     def _transcription_deployment(self, model: str | None) -> str:
         if model:
-            return model
+            return self.deployment_for(model, kind="transcription") or model
         if self.deployments:
             return next(iter(self.deployments))
         if self.realtime_deployment:
             return self.realtime_deployment
         if self.provider == "local":
-            return DEFAULT_REALTIME_MODEL
+            from .protocol.catalogue import DEFAULT_VOICE_MODEL
+
+            return DEFAULT_VOICE_MODEL
         raise TargetError("an Azure preview transcription session needs a deployment name for the URL: set "
                           "AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS (name=model,...) or pass model=")
 
@@ -494,10 +592,13 @@ class Target:
         return headers
 
     def render(self, config: SessionConfig, *, validate: bool = True) -> dict[str, Any]:
-        """``rtlab.config.render(config, self.dialect, deployments=self.deployments)``."""
+        """The client event that configures ``config`` on this target: its dialect, and on Azure the deployment
+        names serving its models (the rules judge the models behind them)."""
         from .config import render
 
-        return render(config, self.dialect, deployments=self.deployments, validate=validate)
+        deployments = (self.known_deployments() or None) if self.uses_deployments and (
+            self.deployments is not None or self.realtime_model) else None
+        return render(self.wire_config(config), self.dialect, deployments=deployments, validate=validate)
 
     def stop(self) -> None:
         """Stop the embedded emulator this target started (no-op otherwise)."""
@@ -516,6 +617,7 @@ class Target:
             "auth": "key" if self.token_provider is None else f"entra ({self.token_provider.kind})",
             "api_version": self.api_version,
             "realtime_deployment": self.realtime_deployment,
+            "realtime_model": self.realtime_model,
             "deployments": dict(self.deployments) if self.deployments is not None else None,
             "provider_profile": self.provider_profile,
             "seed": self.seed,

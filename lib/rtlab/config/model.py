@@ -25,7 +25,6 @@ from rtlab.errors import ConfigError
 from rtlab.protocol.catalogue import (
     DEFAULT_TRANSCRIPTION_MODEL,
     DEFAULT_TRANSCRIPTION_SIDECAR_MODEL,
-    DEFAULT_VOICE_MODEL,
     DELAYS,
     TRANSCRIPTION_MODELS,
 )
@@ -331,11 +330,13 @@ class SessionConfig:
 
     # -- convenience constructors -----------------------------------------------------------------------------
     @classmethod
-    def realtime(cls, model: str = DEFAULT_VOICE_MODEL,
+    def realtime(cls, model: str | None = None,
                  transcription: str | Transcription | None | _Unset = DEFAULT_TRANSCRIPTION_MODEL,
                  **kw: Any) -> SessionConfig:
         """A voice session with in-session transcription and server VAD at the service defaults.
 
+        ``model=None`` (the default) leaves the voice model to the target: ``gpt-realtime-2.1`` on OpenAI (see
+        :data:`rtlab.protocol.catalogue.DEFAULT_VOICE_MODEL`), the configured voice deployment on Azure.
         Transcription options (``language``, ``languages``, ``prompt``, ``keywords``, ``delay``) may be given as
         keywords; every other keyword is a :class:`SessionConfig` field.
 

@@ -268,6 +268,10 @@ class EventLog:
         stored[field] = {"$ref": "output", "offset": offset, "samples": len(samples)}
         return stored
 
+    def time_at(self, monotonic: float) -> float:
+        """A ``time.monotonic()`` reading as this log's clock ``t`` (seconds since the log was created)."""
+        return round(float(monotonic) - self._t0, 6)
+
     def subscribe(self, callback: Callable[[Record], Any]) -> Callable[[], None]:
         """Call ``callback(record)`` after every record; returns a function that unsubscribes it.
 

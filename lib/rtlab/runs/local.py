@@ -108,9 +108,13 @@ class LocalLeg(Leg):
                         break
                     batch.append(nxt)
                 for c in batch:
+                    # The chunk reached the local engine when the run released it (stamped on the audio clock),
+                    # not when this leg got round to it: the audio clock must not run late under load.
+                    released = run.clock.wall_at(c.offset_ms + c.duration_ms)
                     run.log.record("client", self.source,
                                    {"type": LOCAL_AUDIO, "audio": base64.b64encode(c.payload).decode()},
-                                   audio_ms=c.offset_ms + c.duration_ms, audio_offset=c.offset_samples)
+                                   audio_ms=c.offset_ms + c.duration_ms, audio_offset=c.offset_samples,
+                                   t=None if released is None else run.log.time_at(released))
                 self._record(run, await asyncio.to_thread(_feed_all, pipe, run, batch))
             self._record(run, await asyncio.to_thread(pipe.flush))
         finally:

@@ -128,6 +128,16 @@ def build_legs(voice: tuple[Target, SessionConfig], sidecars: list[SidecarSpec |
     return legs
 
 
+def _deployment_models(legs: list[Leg]) -> dict[str, str]:
+    """Azure deployment name -> model of every target of the run (prices and tables speak in models)."""
+    out: dict[str, str] = {}
+    for leg in legs:
+        target = getattr(leg, "target", None)
+        if target is not None and getattr(target, "uses_deployments", False):
+            out.update(target.known_deployments())
+    return out
+
+
 def _rendered(config: SessionConfig, target: Target) -> dict[str, Any]:
     try:
         return target.render(config)
@@ -148,9 +158,10 @@ async def arun_sidecar(audio: AudioInput, voice: tuple[Target, SessionConfig],
     if isinstance(voice_leg, RemoteLeg) and voice_leg.oob:
         # Out-of-band transcripts are voice-model responses: price them as such.
         sources[SIDECAR_OOB] = {"family": "realtime", "kind": "oob", "session_of": IN_SESSION,
-                                "session_model": config.model, "target": target.provider,
-                                "emulated": target.is_local}
-    meta = {"target": repr(target), "voice_config": _rendered(config, target), "sources": sources}
+                                "session_model": sources[IN_SESSION].get("session_model"),
+                                "target": target.provider, "emulated": target.is_local}
+    meta = {"target": repr(target), "voice_config": _rendered(config, target), "sources": sources,
+            "models": _deployment_models(legs)}
     return await arun_legs(audio, legs, out=out, log=log, options=options, fmt=input_format_of(configs), meta=meta)
 
 
@@ -183,7 +194,8 @@ async def arun_session(target: Target, config: SessionConfig, audio: AudioInput,
     options = options or RunOptions(**option_kw)
     leg = RemoteLeg(source, target, config)
     return await arun_legs(audio, [leg], out=out, log=log, options=options, fmt=input_format_of([config]),
-                           meta={"target": repr(target), "config": _rendered(config, target)})
+                           meta={"target": repr(target), "config": _rendered(config, target),
+                                 "models": _deployment_models([leg])})
 
 
 def run_session(target: Target, config: SessionConfig, audio: AudioInput, **kw: Any) -> EventLog:
