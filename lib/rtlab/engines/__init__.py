@@ -1,16 +1,19 @@
 """Local speech engines: voice activity, turn detection, streaming recognition, synthesis.
 
 Everything here runs offline with what the package installs (webrtcvad-wheels, the pocketsphinx wheel's en-us
-model) plus the ``flite`` program; nothing downloads weights. The emulator and the local-engine sidecar use
-:func:`default_engines`; other engines plug in through the interfaces of :mod:`rtlab.engines.base`.
+model) plus the ``flite`` program (and, for translation, ``apertium`` and ``espeak-ng``); nothing downloads
+weights. The emulator and the local-engine sidecar use :func:`default_engines`; other engines plug in through the
+interfaces of :mod:`rtlab.engines.base`.
 
-==============================  =========================================================================
-:class:`~.vad.WebRtcVad`         frame-level speech / non-speech (WebRTC), one per stream
-:class:`~.turns.TurnDetector`    server-VAD turns (threshold, prefix padding, silence duration) on a stream
-:class:`~.asr.PocketSphinxAsr`   streaming ASR with append-only stable text; whole-utterance ``transcribe``
-:class:`~.tts.FliteTts`          text to 24 kHz PCM16 speech, cached
-:class:`LocalTranscriber`        turns + transcripts of a clip or stream: the "local engine" sidecar
-==============================  =========================================================================
+=========================================  ==========================================================================
+:class:`~.vad.WebRtcVad`                   frame-level speech / non-speech (WebRTC), one per stream
+:class:`~.turns.TurnDetector`              server-VAD turns (threshold, prefix padding, silence duration) on a stream
+:class:`~.asr.PocketSphinxAsr`             streaming ASR with append-only stable text; whole-utterance ``transcribe``
+:class:`~.tts.FliteTts`                    text to 24 kHz PCM16 speech, cached
+:class:`~.espeak.EspeakTts`                text to 24 kHz PCM16 speech in many languages (espeak-ng), cached
+:class:`~.translate.ApertiumTranslator`    offline text translation (Apertium), one language pair, batched
+:class:`LocalTranscriber`                  turns + transcripts of a clip or stream: the "local engine" sidecar
+=========================================  ==========================================================================
 
 Example
 -------
@@ -29,8 +32,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from rtlab.engines.asr import AcousticContext, PocketSphinxAsr, PocketSphinxStream
-from rtlab.engines.base import AsrEngine, EngineSet, StreamingRecognizer, Transcript, TtsEngine, Vad, Word
+from rtlab.engines.base import (
+    AsrEngine,
+    EngineSet,
+    StreamingRecognizer,
+    Transcript,
+    Translator,
+    TtsEngine,
+    Vad,
+    Word,
+)
+from rtlab.engines.espeak import EspeakMissingError, EspeakTts
 from rtlab.engines.resample import StreamingResampler
+from rtlab.engines.translate import ApertiumMissingError, ApertiumTranslator, LanguagePairMissingError
 from rtlab.engines.tts import FliteMissingError, FliteTts, flite_voices
 from rtlab.engines.turns import TurnDetector, TurnEvent
 from rtlab.engines.vad import WebRtcVad
@@ -38,10 +52,15 @@ from rtlab.errors import AudioError, ConfigError
 
 __all__ = [
     "AcousticContext",
+    "ApertiumMissingError",
+    "ApertiumTranslator",
     "AsrEngine",
     "EngineSet",
+    "EspeakMissingError",
+    "EspeakTts",
     "FliteMissingError",
     "FliteTts",
+    "LanguagePairMissingError",
     "LocalTranscriber",
     "LocalTurn",
     "PocketSphinxAsr",
@@ -49,6 +68,7 @@ __all__ = [
     "StreamingRecognizer",
     "StreamingResampler",
     "Transcript",
+    "Translator",
     "TtsEngine",
     "TurnDetector",
     "TurnEvent",
