@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import shutil
 import time
 import typing
@@ -28,7 +29,7 @@ from openai.types.realtime import (
     RealtimeTranslationSessionUpdateEvent,
 )
 
-from rtlab.analysis.translation import translation_turn_rows, translation_usage
+from rtlab.analysis.translation import translation_probe_row, translation_turn_rows, translation_usage
 from rtlab.emulator.server import HttpRefusal
 from rtlab.emulator.translation import TranslationRoute, TranslationSession, route_translation
 from rtlab.emulator.validation import validate_translation_event
@@ -170,7 +171,7 @@ class TestApertium:
         # A data directory with one more mode (Apertium modes are files): discovery lists it and translates with it.
         (tmp_path / "modes").mkdir()
         mode = (next(p for p in ("/usr/share/apertium/modes/eng-spa.mode", "/usr/share/apertium/modes/en-es.mode")
-                     if __import__("os").path.exists(p)))
+                     if os.path.exists(p)))
         (tmp_path / "modes" / "eng-cat.mode").write_text(open(mode).read())
         assert apertium_pairs(datadir=str(tmp_path)) == {("en", "ca"): "eng-cat"}
         tr = ApertiumTranslator("en", "ca", datadir=str(tmp_path))
@@ -574,6 +575,12 @@ class TestLeg:
         assert usage["type"] == "duration"
         assert usage["seconds"] == pytest.approx(clip["duration_s"] + RunOptions().tail_ms / 1000, abs=0.05)
 
+    def test_probe_row_of_a_working_session(self, dialogue_run):
+        log, _ = dialogue_run
+        row = translation_probe_row(_log_frame(log), "sidecar:translate:es")
+        assert row["outcome"] == "ok" and row["completed"] and row["deltas_stream"] and row["n_deltas"] > 10
+        assert "train station" in row["transcript"]
+
     def test_refused_handshake_is_recorded_and_the_run_ends(self, harness, tmp_path):
         leg = TranslationLeg("sidecar:translate:es", Target.local(harness.url, api_key="wrong-key"), language="es")
         log = asyncio.run(arun_legs(data_dir() / "clips" / "short.wav", [leg], out=tmp_path,
@@ -581,6 +588,18 @@ class TestLeg:
         [record] = EventLog.load(log.path).records
         assert record.type == "rtlab.handshake_failed" and record.event["status"] == 401
         assert "wrong-key" not in log.path.read_text()
+        row = translation_probe_row(_log_frame(log), "sidecar:translate:es")
+        assert (row["outcome"], row["http_status"], row["error_code"]) == ("handshake-refused", 401, "invalid_api_key")
+
+    def test_probe_row_of_an_unsupported_language(self, harness, tmp_path):
+        # The probe turns client-side validation off to see what the endpoint answers.
+        leg = TranslationLeg("probe:translation", Target.local(harness.url, api_key=KEY), language="xx",
+                             validate=False)
+        log = asyncio.run(arun_legs(data_dir() / "clips" / "short.wav", [leg], out=tmp_path,
+                                    options=RunOptions(speed=float("inf"), progress=False)))
+        row = translation_probe_row(_log_frame(log), "probe:translation")
+        assert (row["outcome"], row["error_code"]) == ("error-event", "invalid_value")
+        assert not row["completed"]
 
 
 class TestNormalizerUnits:
@@ -615,3 +634,31 @@ class TestNormalizerUnits:
         assert [r["transcript"] for r in rows] == ["yes", ""]
         assert [r["status"] for r in rows] == ["completed", "completed"]
         assert np.isnan(rows[1]["t_first_ms"]) and rows[0]["translation_error"] == "pair missing"
+
+
+# ================================================================================================ real services
+def _live_run(target: Target, tmp_path) -> tuple[list[dict], TranslationLeg]:
+    leg = TranslationSidecar("es").leg(target)
+    log = asyncio.run(arun_legs(data_dir() / "clips" / "short.wav", [leg], out=tmp_path,
+                                options=RunOptions(speed=1.0, progress=False)))
+    frame = _log_frame(log)
+    return translation_turn_rows(frame, leg.source), leg
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not os.environ.get("OPENAI_API_KEY"), reason="needs OPENAI_API_KEY")
+def test_live_openai_translation_session_gives_a_source_transcript(tmp_path):
+    rows, leg = _live_run(Target.openai(), tmp_path)
+    assert not leg.state.errors, leg.state.errors
+    assert rows and wer(_clip("short")[1]["reference"], " ".join(r["transcript"] for r in rows)) <= 0.35
+    assert any(r["translation"] for r in rows)
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not all(os.environ.get(v) for v in ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY",
+                                                        "AZURE_OPENAI_TRANSLATE_DEPLOYMENT")),
+                    reason="needs AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY and AZURE_OPENAI_TRANSLATE_DEPLOYMENT")
+def test_live_azure_translation_session_answers(tmp_path):
+    # Reported (Microsoft Q&A 5912093) to fail with OperationNotSupported: the test records what the endpoint says.
+    rows, leg = _live_run(Target.azure(), tmp_path)
+    assert leg.state.session is not None or leg.state.closed

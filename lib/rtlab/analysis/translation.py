@@ -46,7 +46,7 @@ import pandas as pd
 
 from rtlab.protocol import translation as T
 
-__all__ = ["KIND", "translation_turn_rows", "translation_usage"]
+__all__ = ["KIND", "translation_probe_row", "translation_turn_rows", "translation_usage"]
 
 KIND = "translation"
 INPUT_DELTA = "session.input_transcript.delta"
@@ -236,3 +236,34 @@ def translation_usage(frame: pd.DataFrame, source: str) -> dict:
             except (binascii.Error, ValueError):
                 continue
     return {"type": "duration", "seconds": samples / T.SAMPLE_RATE}
+
+
+def translation_probe_row(frame: pd.DataFrame, source: str) -> dict:
+    """One probe result for a translation attempt, in the probe's columns (``rtlab.probe.RESULT_COLUMNS``).
+
+    ``outcome``: ``handshake-refused`` (HTTP status and body of the refused upgrade), ``error-event`` (the first
+    ``error`` event), ``ok`` (source transcript deltas and ``session.closed``), ``no-transcript`` (the session
+    ran, no source text came). ``deltas_stream`` is True when source text arrived while audio was still being
+    sent (before the client's ``session.close``). Latency columns are left to the turns table.
+    """
+    events = _events(frame, source)
+    row: dict = {"outcome": None, "http_status": None, "error_code": None, "error_message": None,
+                 "deltas_stream": False, "n_deltas": 0, "completed": False, "first_delta_ms": None,
+                 "final_ms": None, "transcript": None}
+    for direction, _, _, etype, event in events:
+        if direction == "server" and etype == "rtlab.handshake_failed":
+            row.update(outcome="handshake-refused", http_status=event.get("status"), error_code=event.get("code"),
+                       error_message=event.get("message"))
+            return row
+    close_t = next((t for d, t, _, et, _ in events if d == "client" and et == "session.close"), math.inf)
+    inputs = [(t, ev) for d, t, _, et, ev in events if d == "server" and et == INPUT_DELTA]
+    closed = any(d == "server" and et == "session.closed" for d, _, _, et, _ in events)
+    text = "".join(str(ev.get("delta") or "") for _, ev in inputs).strip()
+    row.update(n_deltas=len(inputs), completed=bool(text) and closed, transcript=text or None,
+               deltas_stream=any(t < close_t for t, _ in inputs))
+    error = next((ev.get("error") for d, _, _, et, ev in events if d == "server" and et == "error"), None)
+    if isinstance(error, Mapping):
+        row.update(outcome="error-event", error_code=error.get("code"), error_message=error.get("message"))
+    else:
+        row["outcome"] = "ok" if text else "no-transcript"
+    return row
