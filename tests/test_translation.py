@@ -591,6 +591,15 @@ class TestLeg:
         row = translation_probe_row(_log_frame(log), "sidecar:translate:es")
         assert (row["outcome"], row["http_status"], row["error_code"]) == ("handshake-refused", 401, "invalid_api_key")
 
+    def test_an_azure_preview_target_is_refused_with_its_reason(self, tmp_path):
+        target = Target.local("http://127.0.0.1:9", dialect="azure-preview")
+        leg = TranslationSidecar("es").leg(target)
+        log = asyncio.run(arun_legs(data_dir() / "clips" / "short.wav", [leg], out=tmp_path,
+                                    options=RunOptions(speed=float("inf"), progress=False)))
+        [record] = EventLog.load(log.path).records
+        assert record.type == "rtlab.leg_error" and "GA v1" in record.event["message"]
+        assert translation_probe_row(_log_frame(log), leg.source)["outcome"] == "not-applicable"
+
     def test_probe_row_of_an_unsupported_language(self, harness, tmp_path):
         # The probe turns client-side validation off to see what the endpoint answers.
         leg = TranslationLeg("probe:translation", Target.local(harness.url, api_key=KEY), language="xx",

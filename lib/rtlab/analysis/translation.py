@@ -241,7 +241,8 @@ def translation_usage(frame: pd.DataFrame, source: str) -> dict:
 def translation_probe_row(frame: pd.DataFrame, source: str) -> dict:
     """One probe result for a translation attempt, in the probe's columns (``rtlab.probe.RESULT_COLUMNS``).
 
-    ``outcome``: ``handshake-refused`` (HTTP status and body of the refused upgrade), ``error-event`` (the first
+    ``outcome``: ``not-applicable`` (the target has no translation surface, e.g. the Azure preview API),
+    ``handshake-refused`` (HTTP status and body of the refused upgrade), ``error-event`` (the first
     ``error`` event), ``ok`` (source transcript deltas and ``session.closed``), ``no-transcript`` (the session
     ran, no source text came). ``deltas_stream`` is True when source text arrived while audio was still being
     sent (before the client's ``session.close``). Latency columns are left to the turns table.
@@ -251,6 +252,9 @@ def translation_probe_row(frame: pd.DataFrame, source: str) -> dict:
                  "deltas_stream": False, "n_deltas": 0, "completed": False, "first_delta_ms": None,
                  "final_ms": None, "transcript": None}
     for direction, _, _, etype, event in events:
+        if direction == "server" and etype == "rtlab.leg_error":  # the target cannot take a translation session
+            row.update(outcome="not-applicable", error_message=event.get("message"))
+            return row
         if direction == "server" and etype == "rtlab.handshake_failed":
             row.update(outcome="handshake-refused", http_status=event.get("status"), error_code=event.get("code"),
                        error_message=event.get("message"))

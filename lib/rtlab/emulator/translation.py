@@ -408,6 +408,7 @@ class TranslationSession:
         if isinstance(self._translator(lang), RtlabError):
             return  # reported once, at the session.update that chose the language
         piece = _Piece(text, self.elapsed_ms, lang)
+        self._speaker()  # made here, on the session's thread, not by two workers at once
         if self._run_async is not None:
             piece.work = self._run_async(self._render, text, lang)
         self._pieces.append(piece)

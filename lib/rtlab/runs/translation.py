@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rtlab.errors import ConfigError, TargetError
+from rtlab.errors import ConfigError, RtlabError, TargetError
 from rtlab.protocol import translation as T
 from rtlab.session import Leg, Run, handshake_error_event
 
@@ -167,8 +167,13 @@ class TranslationLeg(Leg):
             return await self._give_up()
         try:
             manager = self.manager()
+        except RtlabError as exc:  # a target this leg cannot use: recorded with its message, not raised
+            run.log.record("server", self.source, {"type": "rtlab.leg_error", "message": str(exc)},
+                           audio_ms=run.clock_ms())
+            return await self._give_up()
+        try:
             self.conn = await manager.__aenter__()  # type: ignore[attr-defined]
-        except Exception as exc:  # refused handshake or unusable target: a result to record, not a crash
+        except Exception as exc:  # refused handshake: a result to record, not a crash
             run.log.record("server", self.source, handshake_error_event(exc), audio_ms=run.clock_ms())
             return await self._give_up()
         receiver = asyncio.create_task(self._receive(run))
