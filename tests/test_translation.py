@@ -1,10 +1,10 @@
-"""The gpt-realtime-translate workaround, offline: engines, protocol facts, the emulated endpoint over a real socket
-with the official SDK as client, the translation leg and its turn normalizer.
+"""The gpt-realtime-translate workaround, offline: engines, protocol facts, the emulated endpoint over a real
+socket with the official SDK as client, the translation leg and its turn normalizer.
 
 The endpoint runs in a small harness (``websockets.asyncio.server.serve`` on 127.0.0.1:0 with
-``route_translation`` + ``serve_session``), the way the main emulator server will route it. Every server event is
-parsed from the raw frame and validated against the SDK's ``RealtimeTranslation*`` models, with no extra keys.
-Real engines throughout: Apertium, espeak-ng, WebRTC VAD, PocketSphinx.
+``route_translation`` + ``serve_session``), the way the main emulator server will route it. Every server event
+is parsed from the raw frame and validated against the SDK's ``RealtimeTranslation*`` models, with no extra
+keys. Real engines throughout: Apertium, espeak-ng, WebRTC VAD, PocketSphinx.
 """
 
 from __future__ import annotations
@@ -54,12 +54,16 @@ from rtlab.session import RunOptions, arun_legs
 from rtlab.targets import Target
 from translation_harness import KEY, Harness
 
-pytestmark = pytest.mark.skipif(shutil.which("apertium") is None or shutil.which("espeak-ng") is None,
-                                reason="needs apertium, apertium-eng-spa and espeak-ng (make system)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("apertium") is None or shutil.which("espeak-ng") is None,
+    reason="needs apertium, apertium-eng-spa and espeak-ng (make system)",
+)
 
 TIMEOUT_S = 60
 SR = 24000
-UPDATE = {"audio": {"input": {"transcription": {"model": T.TRANSCRIPTION_MODEL}}, "output": {"language": "es"}}}
+UPDATE = {
+    "audio": {"input": {"transcription": {"model": T.TRANSCRIPTION_MODEL}}, "output": {"language": "es"}}
+}
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +98,9 @@ _STRICT = pydantic.TypeAdapter(RealtimeTranslationServerEvent)
 def _no_extra(model: object, path: str = "event") -> None:
     """The SDK models allow extra keys; the emulator must not send any."""
     if isinstance(model, pydantic.BaseModel):
-        assert not model.model_extra, f"{path} has keys the SDK model does not define: {sorted(model.model_extra)}"
+        assert not model.model_extra, (
+            f"{path} has keys the SDK model does not define: {sorted(model.model_extra)}"
+        )
         for name in type(model).model_fields:
             _no_extra(getattr(model, name), f"{path}.{name}")
 
@@ -128,8 +134,9 @@ class Conn:
         return "".join(e["delta"] for e in self.of(etype))
 
 
-async def _translate_clip(client: openai.AsyncOpenAI, pcm: np.ndarray, *, session: dict = UPDATE,
-                          chunk_ms: int = 200) -> Conn:
+async def _translate_clip(
+    client: openai.AsyncOpenAI, pcm: np.ndarray, *, session: dict = UPDATE, chunk_ms: int = 200
+) -> Conn:
     async with client.realtime.translations.connect(model=T.MODEL) as raw:
         c = Conn(raw)
         await c.until("session.created")
@@ -137,13 +144,13 @@ async def _translate_clip(client: openai.AsyncOpenAI, pcm: np.ndarray, *, sessio
         await c.until("session.updated")
         step = SR * chunk_ms // 1000
         for i in range(0, len(pcm), step):
-            await raw.session.input_audio_buffer.append(audio=_b64(pcm[i:i + step]))
+            await raw.session.input_audio_buffer.append(audio=_b64(pcm[i : i + step]))
         await raw.session.close()
         await c.until("session.closed")
         return c
 
 
-# ================================================================================================ engines
+# ================================================================================================== engines
 class TestApertium:
     def test_installed_pairs_use_iso_639_1_codes(self):
         pairs = apertium_pairs()
@@ -168,10 +175,13 @@ class TestApertium:
         assert tr.calls == calls
 
     def test_other_installed_pairs_are_picked_up(self, tmp_path):
-        # A data directory with one more mode (Apertium modes are files): discovery lists it and translates with it.
+        # A data directory with one more mode (modes are files): discovery lists it and translates with it.
         (tmp_path / "modes").mkdir()
-        mode = (next(p for p in ("/usr/share/apertium/modes/eng-spa.mode", "/usr/share/apertium/modes/en-es.mode")
-                     if os.path.exists(p)))
+        mode = next(
+            p
+            for p in ("/usr/share/apertium/modes/eng-spa.mode", "/usr/share/apertium/modes/en-es.mode")
+            if os.path.exists(p)
+        )
         (tmp_path / "modes" / "eng-cat.mode").write_text(open(mode).read())
         assert apertium_pairs(datadir=str(tmp_path)) == {("en", "ca"): "eng-cat"}
         tr = ApertiumTranslator("en", "ca", datadir=str(tmp_path))
@@ -222,11 +232,17 @@ class TestEspeak:
             EspeakTts().synthesize("hola", voice="xx")
 
 
-# ================================================================================================ protocol facts
+# =========================================================================================== protocol facts
 class TestFacts:
     def test_every_fact_carries_evidence(self):
-        assert {"endpoint.openai", "endpoint.azure", "elapsed_ms.step", "output_languages", "price.usd_per_minute",
-                "session_update.fields"} <= set(T.FACTS)
+        assert {
+            "endpoint.openai",
+            "endpoint.azure",
+            "elapsed_ms.step",
+            "output_languages",
+            "price.usd_per_minute",
+            "session_update.fields",
+        } <= set(T.FACTS)
         for fact in T.FACTS.values():
             assert isinstance(fact.evidence, Evidence), fact.key
         assert T.FACTS["endpoint.azure"].evidence.kind == "assumed"
@@ -249,63 +265,104 @@ class TestFacts:
         sdk = {f"audio.input.{k}" for k in inp.model_fields} | {f"audio.output.{k}" for k in out.model_fields}
         assert sdk == set(T.UPDATABLE_FIELDS)
 
-    @pytest.mark.parametrize(("session", "code", "param"), [
-        ({"audio": {"output": {"voice": "alloy"}}}, "unknown_parameter", "session.audio.output.voice"),
-        ({"model": "gpt-realtime"}, "unknown_parameter", "session.model"),
-        ({"type": "translation"}, "unknown_parameter", "session.type"),
-        ({"audio": {"input": {"format": {"type": "audio/pcm"}}}}, "unknown_parameter", "session.audio.input.format"),
-        ("es", "invalid_type", "session"),
-        ({"audio": {"output": {"language": 5}}}, "invalid_type", "session.audio.output.language"),
-        ({"audio": {"output": {"language": "xx"}}}, "invalid_value", "session.audio.output.language"),
-        ({"audio": {"input": {"transcription": {}}}}, "missing_required_parameter",
-         "session.audio.input.transcription.model"),
-        ({"audio": {"input": {"noise_reduction": {"type": "loud"}}}}, "invalid_value",
-         "session.audio.input.noise_reduction.type"),
-        ({"audio": {"input": {"noise_reduction": {"type": "far_field", "strength": "max"}}}}, "invalid_type",
-         "session.audio.input.noise_reduction.strength"),
-        ({"audio": None}, "invalid_type", "session.audio"),
-    ])
+    @pytest.mark.parametrize(
+        ("session", "code", "param"),
+        [
+            ({"audio": {"output": {"voice": "alloy"}}}, "unknown_parameter", "session.audio.output.voice"),
+            ({"model": "gpt-realtime"}, "unknown_parameter", "session.model"),
+            ({"type": "translation"}, "unknown_parameter", "session.type"),
+            (
+                {"audio": {"input": {"format": {"type": "audio/pcm"}}}},
+                "unknown_parameter",
+                "session.audio.input.format",
+            ),
+            ("es", "invalid_type", "session"),
+            ({"audio": {"output": {"language": 5}}}, "invalid_type", "session.audio.output.language"),
+            ({"audio": {"output": {"language": "xx"}}}, "invalid_value", "session.audio.output.language"),
+            (
+                {"audio": {"input": {"transcription": {}}}},
+                "missing_required_parameter",
+                "session.audio.input.transcription.model",
+            ),
+            (
+                {"audio": {"input": {"noise_reduction": {"type": "loud"}}}},
+                "invalid_value",
+                "session.audio.input.noise_reduction.type",
+            ),
+            (
+                {"audio": {"input": {"noise_reduction": {"type": "far_field", "strength": "max"}}}},
+                "invalid_type",
+                "session.audio.input.noise_reduction.strength",
+            ),
+            ({"audio": None}, "invalid_type", "session.audio"),
+        ],
+    )
     def test_session_update_rule_names_the_bad_field(self, session, code, param):
         problem = T.check_session_update(session)
         assert (problem.code, problem.param) == (code, param)
         assert param in problem.message or code == "invalid_value"
 
     def test_valid_updates_pass_and_merge(self):
-        update = {"audio": {"input": {"transcription": {"model": "gpt-realtime-whisper"},
-                                      "noise_reduction": {"type": "near_field"}}, "output": {"language": "es"}}}
+        update = {
+            "audio": {
+                "input": {
+                    "transcription": {"model": "gpt-realtime-whisper"},
+                    "noise_reduction": {"type": "near_field"},
+                },
+                "output": {"language": "es"},
+            }
+        }
         assert T.check_session_update(update) is None
         assert T.check_session_update({}) is None
         s = T.merge_session_update({"id": "x", "audio": {"input": {}, "output": {}}}, update)
         assert s["audio"]["input"]["noise_reduction"] == {"type": "near_field", "strength": 1.0}
-        s = T.merge_session_update(s, {"audio": {"input": {"noise_reduction": {"type": "far_field"},
-                                                           "transcription": None}}})
-        assert s["audio"]["input"] == {"transcription": None, "noise_reduction": {"type": "far_field", "strength": 1.0}}
+        s = T.merge_session_update(
+            s, {"audio": {"input": {"noise_reduction": {"type": "far_field"}, "transcription": None}}}
+        )
+        assert s["audio"]["input"] == {
+            "transcription": None,
+            "noise_reduction": {"type": "far_field", "strength": 1.0},
+        }
         assert s["audio"]["output"]["language"] == "es" and s["id"] == "x"
 
 
-# ================================================================================================ handshake routing
+# ======================================================================================== handshake routing
 class TestRoute:
     def test_openai_and_azure_paths_with_model(self):
         auth = {"Authorization": f"Bearer {KEY}"}
-        assert route_translation("/v1/realtime/translations?model=gpt-realtime-translate", auth, api_key=KEY) == \
-            TranslationRoute("/v1/realtime/translations", "gpt-realtime-translate")
-        assert route_translation("/openai/v1/realtime/translations?model=my-dep", {"api-key": KEY}) == \
-            TranslationRoute("/openai/v1/realtime/translations", "my-dep")
+        assert route_translation(
+            "/v1/realtime/translations?model=gpt-realtime-translate", auth, api_key=KEY
+        ) == TranslationRoute("/v1/realtime/translations", "gpt-realtime-translate")
+        assert route_translation(
+            "/openai/v1/realtime/translations?model=my-dep", {"api-key": KEY}
+        ) == TranslationRoute("/openai/v1/realtime/translations", "my-dep")
         assert route_translation("/v1/realtime?model=gpt-realtime", auth) is None
 
-    @pytest.mark.parametrize(("path", "headers", "status", "code"), [
-        ("/v1/realtime/translations?model=m", {}, 401, "invalid_api_key"),
-        ("/v1/realtime/translations?model=m", {"Authorization": "Bearer wrong"}, 401, "invalid_api_key"),
-        ("/v1/realtime/translations", {"Authorization": f"Bearer {KEY}"}, 400, "missing_required_parameter"),
-        ("/v1/realtime/translations?model=m&intent=transcription", {"Authorization": f"Bearer {KEY}"}, 400,
-         "invalid_request_error"),
-    ])
+    @pytest.mark.parametrize(
+        ("path", "headers", "status", "code"),
+        [
+            ("/v1/realtime/translations?model=m", {}, 401, "invalid_api_key"),
+            ("/v1/realtime/translations?model=m", {"Authorization": "Bearer wrong"}, 401, "invalid_api_key"),
+            (
+                "/v1/realtime/translations",
+                {"Authorization": f"Bearer {KEY}"},
+                400,
+                "missing_required_parameter",
+            ),
+            (
+                "/v1/realtime/translations?model=m&intent=transcription",
+                {"Authorization": f"Bearer {KEY}"},
+                400,
+                "invalid_request_error",
+            ),
+        ],
+    )
     def test_refusals(self, path, headers, status, code):
         refusal = route_translation(path, headers, api_key=KEY)
         assert isinstance(refusal, HttpRefusal) and (refusal.status, refusal.code) == (status, code)
 
 
-# ================================================================================================ session, sans I/O
+# ======================================================================================== session, sans I/O
 def _session(engines, **kw) -> TranslationSession:
     return TranslationSession(engines=engines, seed=1, validate=True, **kw)
 
@@ -318,7 +375,9 @@ def _feed(s: TranslationSession, pcm: np.ndarray, *, chunk_ms: int = 200, close:
     out: list = []
     step = SR * chunk_ms // 1000
     for i in range(0, len(pcm), step):
-        out += s.receive(json.dumps({"type": "session.input_audio_buffer.append", "audio": _b64(pcm[i:i + step])}))
+        out += s.receive(
+            json.dumps({"type": "session.input_audio_buffer.append", "audio": _b64(pcm[i : i + step])})
+        )
     if close:
         out += s.receive(json.dumps({"type": "session.close"}))
     return _events(out + s.drain())
@@ -341,8 +400,10 @@ class TestSession:
         session = created["session"]
         assert session["type"] == "translation" and session["model"] == "gpt-realtime-translate"
         assert session["id"].startswith("sess_") and session["expires_at"] > 0
-        assert session["audio"] == {"input": {"transcription": None, "noise_reduction": None},
-                                    "output": {"language": None}}
+        assert session["audio"] == {
+            "input": {"transcription": None, "noise_reduction": None},
+            "output": {"language": None},
+        }
 
     def test_seeded_sessions_give_identical_events(self, engines, short_pcm):
         pcm, _ = short_pcm
@@ -362,14 +423,19 @@ class TestSession:
         events = _feed(s, pcm, chunk_ms=70)
         kinds = [e["type"] for e in events]
         assert kinds[-1] == "session.closed" and kinds.count("session.closed") == 1
-        for etype in ("session.input_transcript.delta", "session.output_transcript.delta",
-                      "session.output_audio.delta"):
+        for etype in (
+            "session.input_transcript.delta",
+            "session.output_transcript.delta",
+            "session.output_audio.delta",
+        ):
             elapsed = [e["elapsed_ms"] for e in events if e["type"] == etype]
             assert elapsed and all(x % T.ELAPSED_MS_STEP == 0 for x in elapsed), etype
             assert elapsed == sorted(elapsed), etype
         source = "".join(e["delta"] for e in events if e["type"] == "session.input_transcript.delta")
         assert wer(clip["reference"], source) <= 0.35
-        assert "tiempo" in "".join(e["delta"] for e in events if e["type"] == "session.output_transcript.delta")
+        assert "tiempo" in "".join(
+            e["delta"] for e in events if e["type"] == "session.output_transcript.delta"
+        )
         first_out = kinds.index("session.output_transcript.delta")
         assert kinds.index("session.input_transcript.delta") < first_out
 
@@ -392,32 +458,53 @@ class TestSession:
 
     def test_speech_in_the_target_language_is_not_translated(self, engines, short_pcm):
         s = _session(engines)
-        _update(s, {"audio": {"input": {"transcription": {"model": "gpt-realtime-whisper"}},
-                              "output": {"language": "en"}}})
+        _update(
+            s,
+            {
+                "audio": {
+                    "input": {"transcription": {"model": "gpt-realtime-whisper"}},
+                    "output": {"language": "en"},
+                }
+            },
+        )
         kinds = {e["type"] for e in _feed(s, short_pcm[0])}
         assert "session.input_transcript.delta" in kinds
         assert not kinds & {"session.output_transcript.delta", "session.output_audio.delta"}
 
     def test_missing_pair_is_an_error_event_naming_the_package(self, engines, short_pcm):
         s = _session(engines)
-        updated, error = _update(s, {"audio": {"input": {"transcription": {"model": "gpt-realtime-whisper"}},
-                                               "output": {"language": "fr"}}})
-        assert updated["type"] == "session.updated" and updated["session"]["audio"]["output"]["language"] == "fr"
+        updated, error = _update(
+            s,
+            {
+                "audio": {
+                    "input": {"transcription": {"model": "gpt-realtime-whisper"}},
+                    "output": {"language": "fr"},
+                }
+            },
+        )
+        assert (
+            updated["type"] == "session.updated" and updated["session"]["audio"]["output"]["language"] == "fr"
+        )
         assert error["type"] == "error" and error["error"]["code"] == "rtlab_language_pair_missing"
         assert "apertium-en-fr" in error["error"]["message"]
         events = _feed(s, short_pcm[0])
-        assert any(e["type"] == "session.input_transcript.delta" for e in events), "the source transcript flows"
+        assert any(e["type"] == "session.input_transcript.delta" for e in events), (
+            "the source transcript flows"
+        )
         assert not any(e["type"].startswith("session.output") or e["type"] == "error" for e in events)
 
-    @pytest.mark.parametrize(("message", "code", "param"), [
-        ('{"type": "response.create"}', "invalid_value", "type"),
-        ("not json", "invalid_json", None),
-        ('["session.close"]', "invalid_json", None),
-        ('{"session": {}}', "missing_required_parameter", "type"),
-        ('{"type": "session.input_audio_buffer.append", "audio": "@@@"}', "invalid_value", "audio"),
-        ('{"type": "session.input_audio_buffer.append"}', "missing_required_parameter", "audio"),
-        ('{"type": "session.update", "session": {}, "foo": 1}', "unknown_parameter", "foo"),
-    ])
+    @pytest.mark.parametrize(
+        ("message", "code", "param"),
+        [
+            ('{"type": "response.create"}', "invalid_value", "type"),
+            ("not json", "invalid_json", None),
+            ('["session.close"]', "invalid_json", None),
+            ('{"session": {}}', "missing_required_parameter", "type"),
+            ('{"type": "session.input_audio_buffer.append", "audio": "@@@"}', "invalid_value", "audio"),
+            ('{"type": "session.input_audio_buffer.append"}', "missing_required_parameter", "audio"),
+            ('{"type": "session.update", "session": {}, "foo": 1}', "unknown_parameter", "foo"),
+        ],
+    )
     def test_bad_client_messages_get_one_error_and_change_nothing(self, engines, message, code, param):
         s = _session(engines)
         before = json.dumps(s.session)
@@ -426,7 +513,7 @@ class TestSession:
         assert json.dumps(s.session) == before and not s.pending()
 
 
-# ================================================================================================ over a real socket
+# ======================================================================================= over a real socket
 class TestSocket:
     def test_sdk_session_streams_source_and_translation(self, harness):
         pcm, clip = _clip("dialogue")
@@ -446,8 +533,13 @@ class TestSocket:
             async with harness.client().realtime.translations.connect(model=T.MODEL) as raw:
                 c = Conn(raw)
                 await c.until("session.created")
-                await raw.send({"type": "session.update", "event_id": "evt_1",
-                                "session": {"audio": {"output": {"language": "es", "voice": "alloy"}}}})
+                await raw.send(
+                    {
+                        "type": "session.update",
+                        "event_id": "evt_1",
+                        "session": {"audio": {"output": {"language": "es", "voice": "alloy"}}},
+                    }
+                )
                 await c.until("error")
                 await raw.session.update(session={"audio": {"output": {"language": "es"}}})
                 await c.until("session.updated")
@@ -455,17 +547,29 @@ class TestSocket:
 
         c = asyncio.run(go())
         [error] = [e["error"] for e in c.of("error")]
-        assert error == {"type": "invalid_request_error", "code": "unknown_parameter",
-                         "message": "Unknown parameter: 'session.audio.output.voice'.",
-                         "param": "session.audio.output.voice", "event_id": "evt_1"}
+        assert error == {
+            "type": "invalid_request_error",
+            "code": "unknown_parameter",
+            "message": "Unknown parameter: 'session.audio.output.voice'.",
+            "param": "session.audio.output.voice",
+            "event_id": "evt_1",
+        }
         assert c.of("session.updated")[0]["session"]["audio"]["output"]["language"] == "es"
 
     def test_missing_pair_error_over_the_socket(self, harness):
         pcm, _ = _clip("short")
-        c = asyncio.run(_translate_clip(harness.client(), np.concatenate([pcm, np.zeros(SR, np.int16)]),
-                                        session={**UPDATE, "audio": {**UPDATE["audio"], "output": {"language": "de"}}}))
+        c = asyncio.run(
+            _translate_clip(
+                harness.client(),
+                np.concatenate([pcm, np.zeros(SR, np.int16)]),
+                session={**UPDATE, "audio": {**UPDATE["audio"], "output": {"language": "de"}}},
+            )
+        )
         [error] = c.of("error")
-        assert error["error"]["code"] == "rtlab_language_pair_missing" and "apertium-en-de" in error["error"]["message"]
+        assert (
+            error["error"]["code"] == "rtlab_language_pair_missing"
+            and "apertium-en-de" in error["error"]["message"]
+        )
         assert c.text("session.input_transcript.delta") and not c.of("session.output_transcript.delta")
 
     def test_the_server_closes_after_session_closed_and_the_handler_ends(self, harness):
@@ -485,7 +589,9 @@ class TestSocket:
         deadline = time.monotonic() + 10
         while harness.finished < started + 1 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert harness.finished == harness.sessions, "a session that sent Close must not leave its handler running"
+        assert harness.finished == harness.sessions, (
+            "a session that sent Close must not leave its handler running"
+        )
 
     def test_handshake_refusals_reach_the_sdk(self, harness):
         async def go(client):
@@ -504,7 +610,7 @@ class TestSocket:
         assert created["session"]["model"] == "my-translate"
 
 
-# ================================================================================================ leg + normalizer
+# ========================================================================================= leg + normalizer
 def _log_frame(log: EventLog) -> pd.DataFrame:
     return EventLog.load(log.path).to_frame()
 
@@ -513,8 +619,14 @@ def _log_frame(log: EventLog) -> pd.DataFrame:
 def dialogue_run(harness, tmp_path_factory):
     out = tmp_path_factory.mktemp("translate-run")
     leg = TranslationSidecar("es").leg(Target.local(harness.url, api_key=KEY))
-    log = asyncio.run(arun_legs(data_dir() / "clips" / "dialogue.wav", [leg], out=out,
-                                options=RunOptions(speed=3.0, progress=False)))
+    log = asyncio.run(
+        arun_legs(
+            data_dir() / "clips" / "dialogue.wav",
+            [leg],
+            out=out,
+            options=RunOptions(speed=3.0, progress=False),
+        )
+    )
     return log, leg
 
 
@@ -561,8 +673,12 @@ class TestLeg:
     def test_normalizer_groups_by_given_speech_turns(self, dialogue_run):
         log, _ = dialogue_run
         _, clip = _clip("dialogue")
-        turns = pd.DataFrame({"audio_start_ms": [u["start_s"] * 1000 for u in clip["utterances"]],
-                              "audio_end_ms": [u["end_s"] * 1000 for u in clip["utterances"]]})
+        turns = pd.DataFrame(
+            {
+                "audio_start_ms": [u["start_s"] * 1000 for u in clip["utterances"]],
+                "audio_end_ms": [u["end_s"] * 1000 for u in clip["utterances"]],
+            }
+        )
         rows = translation_turn_rows(_log_frame(log), "sidecar:translate:es", turns)
         assert [r["audio_start_ms"] for r in rows] == turns["audio_start_ms"].tolist()
         assert {r["span_source"] for r in rows} == {"speech_turns"}
@@ -582,30 +698,55 @@ class TestLeg:
         assert "train station" in row["transcript"]
 
     def test_refused_handshake_is_recorded_and_the_run_ends(self, harness, tmp_path):
-        leg = TranslationLeg("sidecar:translate:es", Target.local(harness.url, api_key="wrong-key"), language="es")
-        log = asyncio.run(arun_legs(data_dir() / "clips" / "short.wav", [leg], out=tmp_path,
-                                    options=RunOptions(speed=float("inf"), progress=False)))
+        leg = TranslationLeg(
+            "sidecar:translate:es", Target.local(harness.url, api_key="wrong-key"), language="es"
+        )
+        log = asyncio.run(
+            arun_legs(
+                data_dir() / "clips" / "short.wav",
+                [leg],
+                out=tmp_path,
+                options=RunOptions(speed=float("inf"), progress=False),
+            )
+        )
         [record] = EventLog.load(log.path).records
         assert record.type == "rtlab.handshake_failed" and record.event["status"] == 401
         assert "wrong-key" not in log.path.read_text()
         row = translation_probe_row(_log_frame(log), "sidecar:translate:es")
-        assert (row["outcome"], row["http_status"], row["error_code"]) == ("handshake-refused", 401, "invalid_api_key")
+        assert (row["outcome"], row["http_status"], row["error_code"]) == (
+            "handshake-refused",
+            401,
+            "invalid_api_key",
+        )
 
     def test_an_azure_preview_target_is_refused_with_its_reason(self, tmp_path):
         target = Target.local("http://127.0.0.1:9", dialect="azure-preview")
         leg = TranslationSidecar("es").leg(target)
-        log = asyncio.run(arun_legs(data_dir() / "clips" / "short.wav", [leg], out=tmp_path,
-                                    options=RunOptions(speed=float("inf"), progress=False)))
+        log = asyncio.run(
+            arun_legs(
+                data_dir() / "clips" / "short.wav",
+                [leg],
+                out=tmp_path,
+                options=RunOptions(speed=float("inf"), progress=False),
+            )
+        )
         [record] = EventLog.load(log.path).records
         assert record.type == "rtlab.leg_error" and "GA v1" in record.event["message"]
         assert translation_probe_row(_log_frame(log), leg.source)["outcome"] == "not-applicable"
 
     def test_probe_row_of_an_unsupported_language(self, harness, tmp_path):
         # The probe turns client-side validation off to see what the endpoint answers.
-        leg = TranslationLeg("probe:translation", Target.local(harness.url, api_key=KEY), language="xx",
-                             validate=False)
-        log = asyncio.run(arun_legs(data_dir() / "clips" / "short.wav", [leg], out=tmp_path,
-                                    options=RunOptions(speed=float("inf"), progress=False)))
+        leg = TranslationLeg(
+            "probe:translation", Target.local(harness.url, api_key=KEY), language="xx", validate=False
+        )
+        log = asyncio.run(
+            arun_legs(
+                data_dir() / "clips" / "short.wav",
+                [leg],
+                out=tmp_path,
+                options=RunOptions(speed=float("inf"), progress=False),
+            )
+        )
         row = translation_probe_row(_log_frame(log), "probe:translation")
         assert (row["outcome"], row["error_code"]) == ("error-event", "invalid_value")
         assert not row["completed"]
@@ -614,20 +755,36 @@ class TestLeg:
 class TestNormalizerUnits:
     @staticmethod
     def frame(events: list[tuple[str, float, dict]]) -> pd.DataFrame:
-        return pd.DataFrame({
-            "seq": range(len(events)), "t_ms": [t for _, t, _ in events], "audio_ms": [np.nan] * len(events),
-            "direction": [d for d, _, _ in events], "source": ["tr"] * len(events),
-            "type": [e["type"] for _, _, e in events], "event": [e for _, _, e in events]})
+        return pd.DataFrame(
+            {
+                "seq": range(len(events)),
+                "t_ms": [t for _, t, _ in events],
+                "audio_ms": [np.nan] * len(events),
+                "direction": [d for d, _, _ in events],
+                "source": ["tr"] * len(events),
+                "type": [e["type"] for _, _, e in events],
+                "event": [e for _, _, e in events],
+            }
+        )
 
     def test_gaps_split_turns_and_an_unclosed_stream_leaves_the_last_turn_pending(self):
         d = "session.input_transcript.delta"
-        rows = translation_turn_rows(self.frame([
-            ("server", 10, {"type": d, "delta": "hello", "elapsed_ms": 800}),
-            ("server", 20, {"type": d, "delta": " there", "elapsed_ms": 1000}),
-            ("server", 30, {"type": "session.output_transcript.delta", "delta": "hola", "elapsed_ms": 1000}),
-            ("server", 40, {"type": d, "delta": " how are", "elapsed_ms": 3000}),
-            ("server", 50, {"type": d, "delta": " you", "elapsed_ms": 3000}),
-        ]), "tr")
+        rows = translation_turn_rows(
+            self.frame(
+                [
+                    ("server", 10, {"type": d, "delta": "hello", "elapsed_ms": 800}),
+                    ("server", 20, {"type": d, "delta": " there", "elapsed_ms": 1000}),
+                    (
+                        "server",
+                        30,
+                        {"type": "session.output_transcript.delta", "delta": "hola", "elapsed_ms": 1000},
+                    ),
+                    ("server", 40, {"type": d, "delta": " how are", "elapsed_ms": 3000}),
+                    ("server", 50, {"type": d, "delta": " you", "elapsed_ms": 3000}),
+                ]
+            ),
+            "tr",
+        )
         assert [r["transcript"] for r in rows] == ["hello there", "how are you"]
         assert [r["status"] for r in rows] == ["completed", "pending"]
         assert [(r["audio_start_ms"], r["audio_end_ms"]) for r in rows] == [(800, 1000), (3000, 3000)]
@@ -635,21 +792,41 @@ class TestNormalizerUnits:
         assert [r["n_deltas"] for r in rows] == [2, 2]
 
     def test_speech_turns_without_text_give_empty_rows(self):
-        rows = translation_turn_rows(self.frame([
-            ("server", 5, {"type": "session.input_transcript.delta", "delta": "yes", "elapsed_ms": 400}),
-            ("server", 9, {"type": "error", "error": {"message": "pair missing", "type": "server_error"}}),
-            ("server", 99, {"type": "session.closed"}),
-        ]), "tr", pd.DataFrame({"audio_start_ms": [0.0, 2000.0], "audio_end_ms": [500.0, 2500.0]}))
+        rows = translation_turn_rows(
+            self.frame(
+                [
+                    (
+                        "server",
+                        5,
+                        {"type": "session.input_transcript.delta", "delta": "yes", "elapsed_ms": 400},
+                    ),
+                    (
+                        "server",
+                        9,
+                        {"type": "error", "error": {"message": "pair missing", "type": "server_error"}},
+                    ),
+                    ("server", 99, {"type": "session.closed"}),
+                ]
+            ),
+            "tr",
+            pd.DataFrame({"audio_start_ms": [0.0, 2000.0], "audio_end_ms": [500.0, 2500.0]}),
+        )
         assert [r["transcript"] for r in rows] == ["yes", ""]
         assert [r["status"] for r in rows] == ["completed", "completed"]
         assert np.isnan(rows[1]["t_first_ms"]) and rows[0]["translation_error"] == "pair missing"
 
 
-# ================================================================================================ real services
+# ============================================================================================ real services
 def _live_run(target: Target, tmp_path) -> tuple[list[dict], TranslationLeg]:
     leg = TranslationSidecar("es").leg(target)
-    log = asyncio.run(arun_legs(data_dir() / "clips" / "short.wav", [leg], out=tmp_path,
-                                options=RunOptions(speed=1.0, progress=False)))
+    log = asyncio.run(
+        arun_legs(
+            data_dir() / "clips" / "short.wav",
+            [leg],
+            out=tmp_path,
+            options=RunOptions(speed=1.0, progress=False),
+        )
+    )
     frame = _log_frame(log)
     return translation_turn_rows(frame, leg.source), leg
 
@@ -664,10 +841,14 @@ def test_live_openai_translation_session_gives_a_source_transcript(tmp_path):
 
 
 @pytest.mark.live
-@pytest.mark.skipif(not all(os.environ.get(v) for v in ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY",
-                                                        "AZURE_OPENAI_TRANSLATE_DEPLOYMENT")),
-                    reason="needs AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY and AZURE_OPENAI_TRANSLATE_DEPLOYMENT")
+@pytest.mark.skipif(
+    not all(
+        os.environ.get(v)
+        for v in ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_TRANSLATE_DEPLOYMENT")
+    ),
+    reason="needs AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY and AZURE_OPENAI_TRANSLATE_DEPLOYMENT",
+)
 def test_live_azure_translation_session_answers(tmp_path):
-    # Reported (Microsoft Q&A 5912093) to fail with OperationNotSupported: the test records what the endpoint says.
+    # Reported (Microsoft Q&A 5912093) to fail with OperationNotSupported: records what the endpoint says.
     rows, leg = _live_run(Target.azure(), tmp_path)
     assert leg.state.session is not None or leg.state.closed

@@ -1,9 +1,10 @@
 """A small server for the emulated translation endpoint, for tests and the translation benchmark.
 
-The main emulator server does not route ``/v1/realtime/translations`` yet; until it does, this harness serves it
-the way it will: ``websockets.asyncio.server.serve`` on 127.0.0.1:0, handshakes decided by
-:func:`rtlab.emulator.translation.route_translation`, one :class:`~rtlab.emulator.translation.TranslationSession`
-per connection driven by :func:`rtlab.emulator.adapter.serve_session`, on a thread of its own.
+The main emulator server does not route ``/v1/realtime/translations`` yet; until it does, this harness serves
+it the way it will: ``websockets.asyncio.server.serve`` on 127.0.0.1:0, handshakes decided by
+:func:`rtlab.emulator.translation.route_translation`, one
+:class:`~rtlab.emulator.translation.TranslationSession` per connection driven by
+:func:`rtlab.emulator.adapter.serve_session`, on a thread of its own.
 """
 
 from __future__ import annotations
@@ -46,15 +47,24 @@ class Harness:
         if route is None:
             route = HttpRefusal(404, "404", "Resource not found.", type="not_found")
         if isinstance(route, HttpRefusal):
-            return Response(route.status, HTTPStatus(route.status).phrase,
-                            Headers([("Content-Type", "application/json")]), route.body())
+            return Response(
+                route.status,
+                HTTPStatus(route.status).phrase,
+                Headers([("Content-Type", "application/json")]),
+                route.body(),
+            )
         connection.translation_route = route
         return None
 
     async def _handle(self, ws) -> None:
         self.sessions += 1
-        session = TranslationSession(engines=self.engines, model=ws.translation_route.model,
-                                     seed=f"7:{self.sessions}", validate=True, run_async=self._pool.submit)
+        session = TranslationSession(
+            engines=self.engines,
+            model=ws.translation_route.model,
+            seed=f"7:{self.sessions}",
+            validate=True,
+            run_async=self._pool.submit,
+        )
         await serve_session(ws, session, name=f"translate-test-{self.sessions}")
         self.finished += 1
 
@@ -62,8 +72,9 @@ class Harness:
         asyncio.set_event_loop(self._loop)
 
         async def main() -> None:
-            async with serve(self._handle, "127.0.0.1", 0, process_request=self._process,
-                             max_size=2 ** 25, compression=None) as server:
+            async with serve(
+                self._handle, "127.0.0.1", 0, process_request=self._process, max_size=2**25, compression=None
+            ) as server:
                 self.port = next(iter(server.sockets)).getsockname()[1]
                 self._stop = self._loop.create_future()
                 self._ready.set()

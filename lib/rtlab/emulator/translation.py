@@ -1,36 +1,38 @@
 """The emulator's translation endpoint (``/v1/realtime/translations``): one translation session, sans I/O.
 
 A :class:`TranslationSession` plays ``gpt-realtime-translate`` offline for the part rtlab studies: the source
-transcript a translation session streams beside its translation (the seed question's second workaround). It takes
-client events (JSON text) and returns server events (dicts), with the same small interface as every emulated
-endpoint (:class:`rtlab.emulator.adapter.SessionLike`), so :func:`rtlab.emulator.adapter.serve_session` puts it on
-a socket.
+transcript a translation session streams beside its translation (the seed question's second workaround). It
+takes client events (JSON text) and returns server events (dicts), with the same small interface as every
+emulated endpoint (:class:`rtlab.emulator.adapter.SessionLike`), so
+:func:`rtlab.emulator.adapter.serve_session` puts it on a socket.
 
 What happens to the audio
 -------------------------
-``session.input_audio_buffer.append`` audio (24 kHz PCM16) is cut into 200 ms frames, as the service does; each
-complete frame goes through one :class:`rtlab.engines.pipeline.LocalPipeline` (WebRTC VAD turns, streaming
-PocketSphinx with partials). ``elapsed_ms`` of every event is the input audio consumed so far, a multiple of 200.
+``session.input_audio_buffer.append`` audio (24 kHz PCM16) is cut into 200 ms frames, as the service does;
+each complete frame goes through one :class:`rtlab.engines.pipeline.LocalPipeline` (WebRTC VAD turns,
+streaming PocketSphinx with partials). ``elapsed_ms`` of every event is the input audio consumed so far, a
+multiple of 200.
 
 * stable text of the pipeline → ``session.input_transcript.delta`` (append-only; a space opens each new turn),
   only while ``audio.input.transcription`` is set;
-* each finished piece of source text (a turn's end, or ``piece_words`` stable words mid-turn) is translated with
-  Apertium (:class:`rtlab.engines.translate.ApertiumTranslator`) → ``session.output_transcript.delta``, and spoken
-  with espeak-ng (:class:`rtlab.engines.espeak.EspeakTts`) → ``session.output_audio.delta`` in 200 ms chunks of
-  24 kHz PCM16. Translation and speech run in :meth:`TranslationSession.pump`, so a slow translation never holds
-  back the source transcript;
+* each finished piece of source text (a turn's end, or ``piece_words`` stable words mid-turn) is translated
+  with Apertium (:class:`rtlab.engines.translate.ApertiumTranslator`) → ``session.output_transcript.delta``,
+  and spoken with espeak-ng (:class:`rtlab.engines.espeak.EspeakTts`) → ``session.output_audio.delta`` in
+  200 ms chunks of 24 kHz PCM16. Translation and speech run in :meth:`TranslationSession.pump`, so a slow
+  translation never holds back the source transcript;
 * ``session.close`` flushes the last partial frame and the open turn, sends what is left, then
   ``session.closed`` and closes the socket.
 
-Rules: ``session.update`` is strict (:func:`rtlab.protocol.translation.check_session_update`): an unknown key is an
-``error`` with code ``unknown_parameter`` naming it, the socket stays open. A target language whose Apertium pair
-is not installed is accepted (the real service supports it) and answered with an ``error`` event
+Rules: ``session.update`` is strict (:func:`rtlab.protocol.translation.check_session_update`): an unknown key
+is an ``error`` with code ``unknown_parameter`` naming it, the socket stays open. A target language whose
+Apertium pair is not installed is accepted (the real service supports it) and answered with an ``error`` event
 (code ``rtlab_language_pair_missing``) that names the Debian package to install; the source transcript still
 flows. Speech already in the target language is not translated (the service may stay silent for it).
 
-Emulated, not measured: the source language is English (PocketSphinx en-us), there is no language detection, no
-voice adaptation, ``noise_reduction`` is accepted and shown but not applied, and the timing is the local engines'
-own (a turn's last words wait for the VAD's 500 ms of silence; a translation for Apertium, about 0.3 s).
+Emulated, not measured: the source language is English (PocketSphinx en-us), there is no language detection,
+no voice adaptation, ``noise_reduction`` is accepted and shown but not applied, and the timing is the local
+engines' own (a turn's last words wait for the VAD's 500 ms of silence; a translation waits for Apertium,
+about 0.3 s).
 """
 
 from __future__ import annotations
@@ -82,14 +84,15 @@ TRANSLATION_PATHS: tuple[str, ...] = tuple(e.path for e in T.ENDPOINTS.values())
 
 @dataclass(frozen=True)
 class TranslationRoute:
-    """A translation handshake that is accepted: its path and the model (an Azure deployment name) it names."""
+    """An accepted translation handshake: its path and the model it names (on Azure a deployment name)."""
 
     path: str
     model: str
 
 
-def route_translation(path_and_query: str, headers: Mapping[str, str], *, api_key: str | None = None
-                      ) -> TranslationRoute | HttpRefusal | None:
+def route_translation(
+    path_and_query: str, headers: Mapping[str, str], *, api_key: str | None = None
+) -> TranslationRoute | HttpRefusal | None:
     """Decide a WebSocket upgrade to a translation path (pure): a route, a refusal, or None for another path.
 
     Same auth as the Realtime paths (``Authorization: Bearer KEY`` or ``api-key: KEY``; with ``api_key`` only
@@ -104,17 +107,22 @@ def route_translation(path_and_query: str, headers: Mapping[str, str], *, api_ke
     query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     presented = _presented_key(headers)
     if not presented:
-        return HttpRefusal(401, "invalid_api_key", "Missing API key. Pass it as 'Authorization: Bearer KEY' or in "
-                                                   "the 'api-key' header.")
+        return HttpRefusal(
+            401,
+            "invalid_api_key",
+            "Missing API key. Pass it as 'Authorization: Bearer KEY' or in the 'api-key' header.",
+        )
     if api_key is not None and not hmac.compare_digest(presented.encode(), api_key.encode()):
         return HttpRefusal(401, "invalid_api_key", "Incorrect API key provided.")
     if "intent" in query:
-        return HttpRefusal(400, "invalid_request_error", "Realtime translation sessions take no 'intent' query "
-                                                         "parameter.")
+        return HttpRefusal(
+            400, "invalid_request_error", "Realtime translation sessions take no 'intent' query parameter."
+        )
     model = query.get("model") or None
     if model is None:
-        return HttpRefusal(400, "missing_required_parameter", "Missing required parameter: 'model'. Use "
-                                                              f"?model={T.MODEL}.")
+        return HttpRefusal(
+            400, "missing_required_parameter", f"Missing required parameter: 'model'. Use ?model={T.MODEL}."
+        )
     return TranslationRoute(path, model)
 
 
@@ -146,10 +154,12 @@ class TranslationSession:
     validate : bool
         Check every outgoing event against the SDK's ``RealtimeTranslation*`` models (raises on a mismatch).
     translator : callable, optional
-        ``translator(source, target) -> Translator``; default :class:`~rtlab.engines.translate.ApertiumTranslator`
-        (built once per target language; a missing pair raises :class:`~rtlab.engines.translate.LanguagePairMissingError`).
+        ``translator(source, target) -> Translator``; default
+        :class:`~rtlab.engines.translate.ApertiumTranslator` (built once per target language; a missing pair
+        raises :class:`~rtlab.engines.translate.LanguagePairMissingError`).
     tts : TtsEngine, optional
-        Speaks translations (``voice`` = target language code); default :class:`~rtlab.engines.espeak.EspeakTts`.
+        Speaks translations (``voice`` = target language code); default
+        :class:`~rtlab.engines.espeak.EspeakTts`.
     source_language : str
         Language of the input audio (the local recognizer's): ``"en"``.
     vad : VadParams
@@ -163,11 +173,21 @@ class TranslationSession:
         Wall clock in seconds (``expires_at``).
     """
 
-    def __init__(self, *, engines: EngineSet, model: str = T.MODEL, seed: int | str | None = None,
-                 validate: bool = False, translator: Callable[[str, str], Translator] | None = None,
-                 tts: TtsEngine | None = None, source_language: str = "en", vad: VadParams = _VAD,
-                 piece_words: int = 12, run_async: Callable[..., Future] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        engines: EngineSet,
+        model: str = T.MODEL,
+        seed: int | str | None = None,
+        validate: bool = False,
+        translator: Callable[[str, str], Translator] | None = None,
+        tts: TtsEngine | None = None,
+        source_language: str = "en",
+        vad: VadParams = _VAD,
+        piece_words: int = 12,
+        run_async: Callable[..., Future] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.engines = engines
         self.validate = validate
         self.source_language = source_language
@@ -186,7 +206,10 @@ class TranslationSession:
             "type": "translation",
             "model": model,
             "expires_at": int(clock()) + T.EXPIRES_AFTER_S,
-            "audio": {"input": {"transcription": None, "noise_reduction": None}, "output": {"language": None}},
+            "audio": {
+                "input": {"transcription": None, "noise_reduction": None},
+                "output": {"language": None},
+            },
         }
         self._pending_pcm = b""
         self._frames = 0
@@ -199,8 +222,10 @@ class TranslationSession:
         self._closed = False
 
     def __repr__(self) -> str:
-        return (f"TranslationSession(id={self.session['id']!r}, language={self.language!r}, "
-                f"elapsed_ms={self.elapsed_ms}, pieces={len(self._pieces)})")
+        return (
+            f"TranslationSession(id={self.session['id']!r}, language={self.language!r}, "
+            f"elapsed_ms={self.elapsed_ms}, pieces={len(self._pieces)})"
+        )
 
     # ------------------------------------------------------------------------------------------ interface
     @property
@@ -236,8 +261,16 @@ class TranslationSession:
             if etype == "session.close":
                 return self._on_close()
             listed = ", ".join(f"'{e}'" for e in T.CLIENT_EVENTS)
-            return [self._error(T.Problem("invalid_value", f"Invalid value: '{etype[:100]}'. Supported values are: "
-                                                           f"{listed}.", param="type"), event)]
+            return [
+                self._error(
+                    T.Problem(
+                        "invalid_value",
+                        f"Invalid value: '{etype[:100]}'. Supported values are: {listed}.",
+                        param="type",
+                    ),
+                    event,
+                )
+            ]
         except Exception:  # a bug here must not reach the peer as a traceback
             log.exception("translation session %s: internal error", self.session["id"])
             return [self._server_error()]
@@ -291,26 +324,44 @@ class TranslationSession:
             detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
             return T.Problem("invalid_json", f"The server could not parse the event as JSON: {detail}.")
         except RecursionError:
-            return T.Problem("invalid_json", "The server could not parse the event as JSON: nested too deeply.")
+            return T.Problem(
+                "invalid_json", "The server could not parse the event as JSON: nested too deeply."
+            )
         if not isinstance(event, dict):
             return T.Problem("invalid_json", f"Expected a JSON object as event, got {type(event).__name__}.")
         etype = event.get("type")
         if etype is None:
-            return T.Problem("missing_required_parameter", "Missing required parameter: 'type'.", param="type")
+            return T.Problem(
+                "missing_required_parameter", "Missing required parameter: 'type'.", param="type"
+            )
         if not isinstance(etype, str):
-            return T.Problem("invalid_type", f"Invalid type for 'type': expected a string, got "
-                                             f"{type(etype).__name__}.", param="type")
+            return T.Problem(
+                "invalid_type",
+                f"Invalid type for 'type': expected a string, got {type(etype).__name__}.",
+                param="type",
+            )
         return event
 
     # ------------------------------------------------------------------------------------------ events
     def _on_update(self, event: dict) -> list[Out]:
         extra = [k for k in event if k not in ("type", "session", "event_id")]
         if extra:
-            return [self._error(T.Problem("unknown_parameter", f"Unknown parameter: '{extra[0]}'.", param=extra[0]),
-                                event)]
+            return [
+                self._error(
+                    T.Problem("unknown_parameter", f"Unknown parameter: '{extra[0]}'.", param=extra[0]), event
+                )
+            ]
         if "session" not in event:
-            return [self._error(T.Problem("missing_required_parameter", "Missing required parameter: 'session'.",
-                                          param="session"), event)]
+            return [
+                self._error(
+                    T.Problem(
+                        "missing_required_parameter",
+                        "Missing required parameter: 'session'.",
+                        param="session",
+                    ),
+                    event,
+                )
+            ]
         problem = T.check_session_update(event["session"])
         if problem is not None:
             return [self._error(problem, event)]
@@ -320,40 +371,77 @@ class TranslationSession:
         if lang is not None and lang != self.source_language:
             failure = self._translator(lang)
             if isinstance(failure, RtlabError):
-                out.append(self._error(T.Problem(PAIR_MISSING, f"The offline emulator cannot translate into "
-                                                               f"{lang!r}: {failure}",
-                                                 param="session.audio.output.language", type="server_error"),
-                                       event))
+                out.append(
+                    self._error(
+                        T.Problem(
+                            PAIR_MISSING,
+                            f"The offline emulator cannot translate into {lang!r}: {failure}",
+                            param="session.audio.output.language",
+                            type="server_error",
+                        ),
+                        event,
+                    )
+                )
         return out
 
     def _on_append(self, event: dict) -> list[Out]:
         audio = event.get("audio")
         if audio is None:
-            return [self._error(T.Problem("missing_required_parameter", "Missing required parameter: 'audio'.",
-                                          param="audio"), event)]
+            return [
+                self._error(
+                    T.Problem(
+                        "missing_required_parameter", "Missing required parameter: 'audio'.", param="audio"
+                    ),
+                    event,
+                )
+            ]
         if not isinstance(audio, str):
-            return [self._error(T.Problem("invalid_type", "Invalid type for 'audio': expected a base64 string, got "
-                                                          f"{type(audio).__name__}.", param="audio"), event)]
+            return [
+                self._error(
+                    T.Problem(
+                        "invalid_type",
+                        f"Invalid type for 'audio': expected a base64 string, got {type(audio).__name__}.",
+                        param="audio",
+                    ),
+                    event,
+                )
+            ]
         if len(audio) * 3 // 4 > _MAX_APPEND_BYTES + 3:
-            return [self._error(T.Problem("invalid_value", f"Audio content of {len(audio) * 3 // 4} bytes exceeds "
-                                                           f"the maximum of {_MAX_APPEND_BYTES} bytes per append.",
-                                          param="audio"), event)]
+            return [
+                self._error(
+                    T.Problem(
+                        "invalid_value",
+                        f"Audio content of {len(audio) * 3 // 4} bytes exceeds "
+                        f"the maximum of {_MAX_APPEND_BYTES} bytes per append.",
+                        param="audio",
+                    ),
+                    event,
+                )
+            ]
         try:
             raw = base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError):
-            return [self._error(T.Problem("invalid_value", "Invalid 'audio'. Expected base64-encoded 24 kHz PCM16 "
-                                                           "mono audio bytes.", param="audio"), event)]
+            return [
+                self._error(
+                    T.Problem(
+                        "invalid_value",
+                        "Invalid 'audio'. Expected base64-encoded 24 kHz PCM16 mono audio bytes.",
+                        param="audio",
+                    ),
+                    event,
+                )
+            ]
         data = self._pending_pcm + raw
         usable = len(data) - len(data) % (2 * _FRAME_SAMPLES)
         self._pending_pcm = data[usable:]
         out: list[Out] = []
         for i in range(0, usable, 2 * _FRAME_SAMPLES):
-            out += self._frame(np.frombuffer(data[i:i + 2 * _FRAME_SAMPLES], dtype="<i2").astype(np.int16))
+            out += self._frame(np.frombuffer(data[i : i + 2 * _FRAME_SAMPLES], dtype="<i2").astype(np.int16))
         return out
 
     def _on_close(self) -> list[Out]:
         out: list[Out] = []
-        tail = self._pending_pcm[:len(self._pending_pcm) // 2 * 2]
+        tail = self._pending_pcm[: len(self._pending_pcm) // 2 * 2]
         self._pending_pcm = b""
         if tail:  # the last partial frame, padded with silence to a whole frame
             tail += b"\0" * (2 * _FRAME_SAMPLES - len(tail))
@@ -366,8 +454,9 @@ class TranslationSession:
     # ------------------------------------------------------------------------------------------ audio → text
     def _frame(self, pcm: np.ndarray) -> list[Out]:
         if self._pipe is None:
-            self._pipe = LocalPipeline(self.engines, vad=self._vad, partials=True, language=None,
-                                       sample_rate=T.SAMPLE_RATE)
+            self._pipe = LocalPipeline(
+                self.engines, vad=self._vad, partials=True, language=None, sample_rate=T.SAMPLE_RATE
+            )
         events = self._pipe.feed(pcm)
         self._frames += 1
         return self._recognized(events)
@@ -380,7 +469,11 @@ class TranslationSession:
                 if len(self._untranslated.split()) >= self.piece_words:
                     self._finish_piece()
             elif isinstance(ev, Final):
-                rest = ev.transcript.text[len(ev.streamed):] if ev.transcript.text.startswith(ev.streamed) else ""
+                rest = (
+                    ev.transcript.text[len(ev.streamed) :]
+                    if ev.transcript.text.startswith(ev.streamed)
+                    else ""
+                )
                 out += self._source_text(rest)
                 self._finish_piece()
                 self._seg_said = ""
@@ -447,18 +540,26 @@ class TranslationSession:
         tts = self._speaker()
         chunks: list[bytes] = []
         if isinstance(tts, RtlabError):
-            problems.append(T.Problem(TTS_MISSING, f"The offline emulator cannot speak the translation: {tts}",
-                                      type="server_error"))
+            problems.append(
+                T.Problem(
+                    TTS_MISSING,
+                    f"The offline emulator cannot speak the translation: {tts}",
+                    type="server_error",
+                )
+            )
         elif translated.strip():
             try:
                 pcm = np.asarray(tts.synthesize(translated, voice=lang), dtype=np.int16)
             except RtlabError as exc:  # e.g. no espeak-ng voice for this language
-                problems.append(T.Problem(TTS_MISSING, f"The offline emulator cannot speak {lang!r}: {exc}",
-                                          type="server_error"))
+                problems.append(
+                    T.Problem(
+                        TTS_MISSING, f"The offline emulator cannot speak {lang!r}: {exc}", type="server_error"
+                    )
+                )
             else:
                 data = pcm.astype("<i2").tobytes()
                 step = 2 * _OUT_CHUNK_SAMPLES
-                chunks = [data[i:i + step] for i in range(0, len(data), step)]
+                chunks = [data[i : i + step] for i in range(0, len(data), step)]
         return translated, chunks, problems
 
     def _ready(self, piece: _Piece) -> bool:
@@ -467,11 +568,15 @@ class TranslationSession:
         if piece.work is not None and not piece.work.done():
             return False
         try:
-            translated, chunks, problems = piece.work.result() if piece.work is not None else \
-                self._render(piece.text, piece.target)
+            translated, chunks, problems = (
+                piece.work.result() if piece.work is not None else self._render(piece.text, piece.target)
+            )
         except RtlabError as exc:
-            translated, chunks, problems = "", [], [T.Problem("server_error", f"Translation failed: {exc}",
-                                                              type="server_error")]
+            translated, chunks, problems = (
+                "",
+                [],
+                [T.Problem("server_error", f"Translation failed: {exc}", type="server_error")],
+            )
         piece.result = (translated, chunks)
         piece.errors = [self._error(p) for p in problems if p.code != TTS_MISSING or self._note_tts_problem()]
         return True
@@ -491,15 +596,25 @@ class TranslationSession:
             if translated.strip():
                 delta = (" " if self._said_target else "") + translated.strip()
                 self._said_target = True
-                out.append(self._ev("session.output_transcript.delta", delta=delta, elapsed_ms=piece.elapsed_ms))
+                out.append(
+                    self._ev("session.output_transcript.delta", delta=delta, elapsed_ms=piece.elapsed_ms)
+                )
         if piece.chunks_sent < len(chunks):
             chunk = chunks[piece.chunks_sent]
             piece.chunks_sent += 1
-            out.append(self._ev("session.output_audio.delta", delta=base64.b64encode(chunk).decode("ascii"),
-                                elapsed_ms=piece.elapsed_ms, sample_rate=T.SAMPLE_RATE, channels=1, format="pcm16"))
+            out.append(
+                self._ev(
+                    "session.output_audio.delta",
+                    delta=base64.b64encode(chunk).decode("ascii"),
+                    elapsed_ms=piece.elapsed_ms,
+                    sample_rate=T.SAMPLE_RATE,
+                    channels=1,
+                    format="pcm16",
+                )
+            )
         return out
 
-    # ------------------------------------------------------------------------------------------ building events
+    # ---------------------------------------------------------------------------------------- building events
     def _id(self, prefix: str) -> str:
         return f"{prefix}_" + "".join(self._rng.choice(_ALNUM) for _ in range(21))
 
@@ -516,10 +631,22 @@ class TranslationSession:
 
     def _error(self, problem: T.Problem, event: dict | None = None) -> dict:
         client_id = event.get("event_id") if isinstance(event, dict) else None
-        return self._ev("error", error={"type": problem.type, "code": problem.code, "message": problem.message,
-                                        "param": problem.param,
-                                        "event_id": client_id if isinstance(client_id, str) else None})
+        return self._ev(
+            "error",
+            error={
+                "type": problem.type,
+                "code": problem.code,
+                "message": problem.message,
+                "param": problem.param,
+                "event_id": client_id if isinstance(client_id, str) else None,
+            },
+        )
 
     def _server_error(self) -> dict:
-        return self._error(T.Problem(None, "The server had an error while processing your request. Please retry.",
-                                     type="server_error"))
+        return self._error(
+            T.Problem(
+                None,
+                "The server had an error while processing your request. Please retry.",
+                type="server_error",
+            )
+        )

@@ -1,8 +1,8 @@
 """Text to speech in many languages with the ``espeak-ng`` program, as 24 kHz PCM16 (layer: engines).
 
 The emulator's translation endpoint speaks its translations with this engine: flite (:mod:`rtlab.engines.tts`)
-has English voices only, espeak-ng has a voice for every output language of the translation model. espeak-ng is
-deterministic (same voice and text → same samples), so results are cached in a bounded LRU keyed by
+has English voices only, espeak-ng has a voice for every output language of the translation model. espeak-ng
+is deterministic (same voice and text → same samples), so results are cached in a bounded LRU keyed by
 ``(voice, text)``. Its 22.05 kHz output is resampled to 24 kHz with ``soxr``.
 
 Example
@@ -32,7 +32,9 @@ from rtlab.errors import ConfigError, RtlabError
 
 __all__ = ["EspeakMissingError", "EspeakTts", "espeak_voices", "voice_for_language"]
 
-_INSTALL_HINT = "install it with `apt-get install espeak-ng` (Debian/Ubuntu) or `brew install espeak-ng` (macOS)"
+_INSTALL_HINT = (
+    "install it with `apt-get install espeak-ng` (Debian/Ubuntu) or `brew install espeak-ng` (macOS)"
+)
 
 #: ISO 639-1 language → espeak-ng voice where the language code alone is not a voice name.
 _LANGUAGE_VOICES: MappingProxyType[str, str] = MappingProxyType({"en": "en-us", "zh": "cmn", "pt": "pt-br"})
@@ -45,15 +47,19 @@ class EspeakMissingError(RtlabError):
 def _find(binary: str) -> str:
     path = shutil.which(binary)
     if path is None:
-        raise EspeakMissingError(f"multilingual speech needs the `{binary}` program, which is not on PATH "
-                                 f"(PATH={os.environ.get('PATH', '')!r}); {_INSTALL_HINT}")
+        raise EspeakMissingError(
+            f"multilingual speech needs the `{binary}` program, which is not on PATH "
+            f"(PATH={os.environ.get('PATH', '')!r}); {_INSTALL_HINT}"
+        )
     return path
 
 
 @functools.lru_cache(maxsize=4)
 def _voices(exe: str) -> frozenset[str]:
     try:
-        out = subprocess.run([exe, "--voices"], capture_output=True, text=True, timeout=30, check=False).stdout
+        out = subprocess.run(
+            [exe, "--voices"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise EspeakMissingError(f"cannot run {exe!r} --voices: {exc}; {_INSTALL_HINT}") from exc
     names: set[str] = set()
@@ -71,7 +77,8 @@ def espeak_voices(binary: str = "espeak-ng") -> frozenset[str]:
 
 
 def voice_for_language(language: str) -> str:
-    """The espeak-ng voice for an ISO 639-1 code (``"es"`` → ``"es"``, ``"zh"`` → ``"cmn"``, ``"en"`` → ``"en-us"``)."""
+    """The espeak-ng voice for an ISO 639-1 code: ``"es"`` → ``"es"``, ``"zh"`` → ``"cmn"``, ``"en"`` →
+    ``"en-us"``."""
     code = language.strip().lower()
     return _LANGUAGE_VOICES.get(code, code)
 
@@ -101,10 +108,18 @@ class EspeakTts:
 
     name = "espeak-ng"
 
-    def __init__(self, default_voice: str = "en", *, sample_rate: int = 24000, cache_size: int = 128,
-                 binary: str = "espeak-ng") -> None:
+    def __init__(
+        self,
+        default_voice: str = "en",
+        *,
+        sample_rate: int = 24000,
+        cache_size: int = 128,
+        binary: str = "espeak-ng",
+    ) -> None:
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
-            raise ConfigError(f"sample_rate must be a positive integer in Hz, got {sample_rate!r}.", fix="use 24000")
+            raise ConfigError(
+                f"sample_rate must be a positive integer in Hz, got {sample_rate!r}.", fix="use 24000"
+            )
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise ConfigError(f"cache_size must be a non-negative integer, got {cache_size!r}.")
         self.sample_rate = sample_rate
@@ -121,16 +136,21 @@ class EspeakTts:
     def voice(self, voice_or_language: str) -> str:
         """The espeak-ng voice for a language code or voice name; ``ConfigError`` when espeak-ng has none."""
         if not isinstance(voice_or_language, str) or not voice_or_language.strip():
-            raise ConfigError(f"voice must be a language code or an espeak-ng voice name, got {voice_or_language!r}.",
-                              field="voice")
+            raise ConfigError(
+                f"voice must be a language code or an espeak-ng voice name, got {voice_or_language!r}.",
+                field="voice",
+            )
         for name in (voice_or_language.strip(), voice_for_language(voice_or_language)):
             if name in self.voices:
                 return name
-        raise ConfigError(f"espeak-ng has no voice {voice_or_language!r}.", field="voice",
-                          fix="use a language code such as 'es' or 'fr' (`espeak-ng --voices` lists them)")
+        raise ConfigError(
+            f"espeak-ng has no voice {voice_or_language!r}.",
+            field="voice",
+            fix="use a language code such as 'es' or 'fr' (`espeak-ng --voices` lists them)",
+        )
 
     def synthesize(self, text: str, *, voice: str | None = None) -> np.ndarray:
-        """Speech for ``text`` as int16 mono at :attr:`sample_rate` (read-only; may be shared through the cache).
+        """Speech for ``text`` as int16 mono at :attr:`sample_rate` (read-only: the cache may share it).
 
         Parameters
         ----------
@@ -167,14 +187,18 @@ class EspeakTts:
         # Text goes through stdin (-b 1: UTF-8), never argv: no length limit, a leading "-" stays text.
         cmd = [self._exe, "-v", voice, "-b", "1", "--stdout"]
         try:
-            proc = subprocess.run(cmd, input=text.encode("utf-8"), capture_output=True, timeout=120, check=False)
+            proc = subprocess.run(
+                cmd, input=text.encode("utf-8"), capture_output=True, timeout=120, check=False
+            )
         except FileNotFoundError as exc:
             raise EspeakMissingError(f"espeak-ng disappeared from {self._exe!r}; {_INSTALL_HINT}") from exc
         except subprocess.TimeoutExpired as exc:
             raise RtlabError(f"espeak-ng took over 120 s for {len(text)} characters of text") from exc
         if proc.returncode != 0 or not proc.stdout:
-            raise RtlabError(f"espeak-ng failed (exit {proc.returncode}) for voice {voice!r}: "
-                             f"{proc.stderr.decode('utf-8', 'replace').strip()[:300]!r}")
+            raise RtlabError(
+                f"espeak-ng failed (exit {proc.returncode}) for voice {voice!r}: "
+                f"{proc.stderr.decode('utf-8', 'replace').strip()[:300]!r}"
+            )
         data, rate = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
         y = data.mean(axis=1)
         if rate != self.sample_rate and len(y):

@@ -1,14 +1,14 @@
 """The translation sidecar: a ``gpt-realtime-translate`` session beside the others, on the run's audio clock
 (layer: runs).
 
-The seed question's second workaround: run a translation session in parallel, with ``audio.input.transcription``
-on, and read its source-language transcript (``session.input_transcript.delta``) as one more transcription source.
-:class:`TranslationLeg` is a :class:`rtlab.session.Leg`: it opens the session through the official SDK
-(``client.realtime.translations.connect(model=...)``, path ``/v1/realtime/translations``; Azure GA v1:
-``/openai/v1/realtime/translations`` with the deployment name as model), sets the target language, streams the
-run's chunks (``session.input_audio_buffer.append``), ends with ``session.close`` and waits, bounded, for the last
-deltas and ``session.closed``. Every client and server event goes into the run's EventLog under the source label
-``sidecar:translate:LANG``.
+The seed question's second workaround: run a translation session in parallel, with
+``audio.input.transcription`` on, and read its source-language transcript (``session.input_transcript.delta``)
+as one more transcription source. :class:`TranslationLeg` is a :class:`rtlab.session.Leg`: it opens the
+session through the official SDK (``client.realtime.translations.connect(model=...)``, path
+``/v1/realtime/translations``; Azure GA v1: ``/openai/v1/realtime/translations`` with the deployment name as
+model), sets the target language, streams the run's chunks (``session.input_audio_buffer.append``), ends with
+``session.close`` and waits, bounded, for the last deltas and ``session.closed``. Every client and server
+event goes into the run's EventLog under the source label ``sidecar:translate:LANG``.
 
 :class:`TranslationSidecar` is the spec (``--sidecar translate:es``); :func:`parse_translate_spec` parses it.
 
@@ -38,14 +38,20 @@ from rtlab.session import Leg, Run, handshake_error_event
 if TYPE_CHECKING:  # pragma: no cover
     from rtlab.targets import Target
 
-__all__ = ["SIDECAR_TRANSLATE", "TranslationLeg", "TranslationSidecar", "parse_translate_spec", "translate_source"]
+__all__ = [
+    "SIDECAR_TRANSLATE",
+    "TranslationLeg",
+    "TranslationSidecar",
+    "parse_translate_spec",
+    "translate_source",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Source label prefix of translation sidecars; the full label ends with the target language.
 SIDECAR_TRANSLATE = "sidecar:translate"
-#: Environment variable naming an Azure deployment of gpt-realtime-translate (default: a deployment named after
-#: the model).
+#: Environment variable naming an Azure deployment of gpt-realtime-translate (default: a deployment named
+#: after the model).
 AZURE_DEPLOYMENT_ENV = "AZURE_OPENAI_TRANSLATE_DEPLOYMENT"
 
 
@@ -56,18 +62,24 @@ def translate_source(language: str) -> str:
 
 def _check_language(language: object, *, validate: bool) -> str:
     if not isinstance(language, str) or not language.strip():
-        raise ConfigError(f"a translation sidecar needs a target language code, got {language!r}.",
-                          field="language", fix="e.g. translate:es")
+        raise ConfigError(
+            f"a translation sidecar needs a target language code, got {language!r}.",
+            field="language",
+            fix="e.g. translate:es",
+        )
     language = language.strip().lower()
     if validate and language not in T.OUTPUT_LANGUAGES:
-        raise ConfigError(f"gpt-realtime-translate does not list {language!r} as an output language.",
-                          field="language", fix="use one of " + ", ".join(sorted(T.OUTPUT_LANGUAGES)))
+        raise ConfigError(
+            f"gpt-realtime-translate does not list {language!r} as an output language.",
+            field="language",
+            fix="use one of " + ", ".join(sorted(T.OUTPUT_LANGUAGES)),
+        )
     return language
 
 
 @dataclass(frozen=True)
 class TranslationSidecar:
-    """A translation session as a sidecar: target ``language``, on ``target`` (None: the voice session's target).
+    """A translation session as a sidecar: into ``language``, on ``target`` (None: the voice session's).
 
     ``model`` defaults to ``gpt-realtime-translate`` (on Azure: ``$AZURE_OPENAI_TRANSLATE_DEPLOYMENT``, else a
     deployment named after the model); ``transcription_model`` is the source-transcript model.
@@ -87,8 +99,13 @@ class TranslationSidecar:
 
     def leg(self, target: Target, *, source: str | None = None) -> TranslationLeg:
         """The leg that runs this sidecar on ``target`` (``self.target`` wins when set)."""
-        return TranslationLeg(source or self.source, self.target or target, language=self.language,
-                              model=self.model, transcription_model=self.transcription_model)
+        return TranslationLeg(
+            source or self.source,
+            self.target or target,
+            language=self.language,
+            model=self.model,
+            transcription_model=self.transcription_model,
+        )
 
 
 def parse_translate_spec(spec: str) -> TranslationSidecar | None:
@@ -103,8 +120,11 @@ def parse_translate_spec(spec: str) -> TranslationSidecar | None:
     if kind.strip().lower() not in ("translate", "translation"):
         return None
     if not arg.strip():
-        raise ConfigError(f"sidecar spec {spec!r} has no target language.", field="sidecar",
-                          fix="use translate:LANG, e.g. --sidecar translate:es")
+        raise ConfigError(
+            f"sidecar spec {spec!r} has no target language.",
+            field="sidecar",
+            fix="use translate:LANG, e.g. --sidecar translate:es",
+        )
     return TranslationSidecar(language=arg)
 
 
@@ -128,8 +148,16 @@ class TranslationLeg(Leg):
         endpoint says).
     """
 
-    def __init__(self, source: str, target: Target, *, language: str, model: str | None = None,
-                 transcription_model: str = T.TRANSCRIPTION_MODEL, validate: bool = True) -> None:
+    def __init__(
+        self,
+        source: str,
+        target: Target,
+        *,
+        language: str,
+        model: str | None = None,
+        transcription_model: str = T.TRANSCRIPTION_MODEL,
+        validate: bool = True,
+    ) -> None:
         super().__init__(source)
         self.target = target
         self.language = _check_language(language, validate=validate)
@@ -146,30 +174,47 @@ class TranslationLeg(Leg):
 
     def session_update(self) -> dict:
         """The ``session.update`` this leg sends: source transcript on, output in :attr:`language`."""
-        return {"type": "session.update", "session": {"audio": {
-            "input": {"transcription": {"model": self.transcription_model}},
-            "output": {"language": self.language},
-        }}}
+        return {
+            "type": "session.update",
+            "session": {
+                "audio": {
+                    "input": {"transcription": {"model": self.transcription_model}},
+                    "output": {"language": self.language},
+                }
+            },
+        }
 
     def manager(self) -> object:
         """The SDK's connection manager (``client.realtime.translations.connect``) for :attr:`target`."""
         if getattr(self.target, "dialect", None) == "azure-preview":
-            raise TargetError("translation sessions are a GA v1 surface; the Azure preview API has none. Use "
-                              "Target.azure() (GA v1, /openai/v1) for the translation sidecar")
+            raise TargetError(
+                "translation sessions are a GA v1 surface; the Azure preview API has none. Use "
+                "Target.azure() (GA v1, /openai/v1) for the translation sidecar"
+            )
         return self.target.client().realtime.translations.connect(model=self.model)
 
     async def run(self, run: Run) -> None:
         if run.fmt != "pcm16":
-            run.log.record("server", self.source, {
-                "type": "rtlab.leg_error", "message": f"translation sessions take 24 kHz PCM16 only; this run sends "
-                                                      f"{run.fmt}. Run the translation sidecar with pcm16 input."},
-                audio_ms=run.clock_ms())
+            run.log.record(
+                "server",
+                self.source,
+                {
+                    "type": "rtlab.leg_error",
+                    "message": f"translation sessions take 24 kHz PCM16 only; this run sends "
+                    f"{run.fmt}. Run the translation sidecar with pcm16 input.",
+                },
+                audio_ms=run.clock_ms(),
+            )
             return await self._give_up()
         try:
             manager = self.manager()
         except RtlabError as exc:  # a target this leg cannot use: recorded with its message, not raised
-            run.log.record("server", self.source, {"type": "rtlab.leg_error", "message": str(exc)},
-                           audio_ms=run.clock_ms())
+            run.log.record(
+                "server",
+                self.source,
+                {"type": "rtlab.leg_error", "message": str(exc)},
+                audio_ms=run.clock_ms(),
+            )
             return await self._give_up()
         try:
             self.conn = await manager.__aenter__()  # type: ignore[attr-defined]
@@ -194,26 +239,41 @@ class TranslationLeg(Leg):
 
     # ------------------------------------------------------------------------------------------ steps
     async def _configure(self, run: Run) -> bool:
-        """Wait for ``session.created``, send the update, wait for ``session.updated``; False when it failed."""
+        """Wait for ``session.created``, send the update, wait for ``session.updated``; False if it failed."""
         s = self.state
-        if not await self._wait(lambda: s.session is not None or s.closed or bool(s.errors),
-                                run.options.ready_timeout_s, "session.created"):
+        if not await self._wait(
+            lambda: s.session is not None or s.closed or bool(s.errors),
+            run.options.ready_timeout_s,
+            "session.created",
+        ):
             return False
         if s.closed or s.session is None:
             return False
         n_errors = len(s.errors)
         await self._send(run, self.session_update())
-        return await self._wait(lambda: s.n_updated > 0 or s.closed or len(s.errors) > n_errors,
-                                run.options.ready_timeout_s, "session.updated") and s.n_updated > 0
+        return (
+            await self._wait(
+                lambda: s.n_updated > 0 or s.closed or len(s.errors) > n_errors,
+                run.options.ready_timeout_s,
+                "session.updated",
+            )
+            and s.n_updated > 0
+        )
 
     async def _stream(self, run: Run) -> None:
         self.ready.set()
         while (chunk := await self.queue.get()) is not None:
             if self.state.closed:
                 continue
-            await self._send(run, {"type": "session.input_audio_buffer.append",
-                                   "audio": base64.b64encode(chunk.payload).decode("ascii")},
-                             audio_ms=chunk.offset_ms + chunk.duration_ms, audio_offset=chunk.offset_samples)
+            await self._send(
+                run,
+                {
+                    "type": "session.input_audio_buffer.append",
+                    "audio": base64.b64encode(chunk.payload).decode("ascii"),
+                },
+                audio_ms=chunk.offset_ms + chunk.duration_ms,
+                audio_offset=chunk.offset_samples,
+            )
 
     async def _finish(self, run: Run) -> None:
         """``session.close``, then the remaining output until ``session.closed`` (or the settle timeout)."""
@@ -242,10 +302,16 @@ class TranslationLeg(Leg):
         return True
 
     # ------------------------------------------------------------------------------------------ wire
-    async def _send(self, run: Run, event: dict, *, audio_ms: float | None = None,
-                    audio_offset: int | None = None) -> None:
-        run.log.record("client", self.source, event, audio_ms=run.clock_ms() if audio_ms is None else audio_ms,
-                       audio_offset=audio_offset)
+    async def _send(
+        self, run: Run, event: dict, *, audio_ms: float | None = None, audio_offset: int | None = None
+    ) -> None:
+        run.log.record(
+            "client",
+            self.source,
+            event,
+            audio_ms=run.clock_ms() if audio_ms is None else audio_ms,
+            audio_offset=audio_offset,
+        )
         try:
             await self.conn.send(event)  # type: ignore[attr-defined]
         except Exception as exc:  # connection gone: keep what was recorded, stop sending
