@@ -12,8 +12,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 setup: system $(STAMP)
 
+# Apertium's English-Spanish data has no program to look for: check its mode file (named eng-spa since
+# Debian 12, en-es before; apertium-en-es is the older package name).
+APERTIUM_EN_ES := /usr/share/apertium/modes/eng-spa.mode|/usr/share/apertium/modes/en-es.mode=apertium-eng-spa|apertium-en-es
+
 system:
-	@$(SYSPKG) flite=flite
+	@$(SYSPKG) flite=flite apertium=apertium espeak-ng=espeak-ng '$(APERTIUM_EN_ES)'
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -93,7 +93,7 @@ class _Outbox:
         if isinstance(out, Later):
             heapq.heappush(self._held, (time.monotonic() + max(0.0, float(out.delay_s)), next(self._seq), out.out))
             return
-        if self.closed:
+        if self.closed and out is not _STOP:  # after a Close nothing more is sent, but the sender must still end
             return
         if isinstance(out, Close):
             self.closed = True

@@ -4,6 +4,7 @@ The SDK's ``recv()`` does not validate what it receives, so the emulator's tests
 ``validate=True``) call :func:`validate_server_event` on every event it sends.
 
 * GA events: the discriminated union ``openai.types.realtime.RealtimeServerEvent``.
+* translation sessions (:func:`validate_translation_event`): ``openai.types.realtime.RealtimeTranslationServerEvent``.
 * beta events: ``openai.types.beta.realtime.RealtimeServerEvent``; ``transcription_session.created`` has no model
   of its own in the SDK, so its ``session`` is checked against the beta ``TranscriptionSession`` model.
 """
@@ -15,9 +16,10 @@ from typing import Annotated, Any, Union, get_args
 from openai.types.beta.realtime.realtime_server_event import RealtimeServerEvent as BetaServerEvent
 from openai.types.beta.realtime.transcription_session import TranscriptionSession
 from openai.types.realtime.realtime_server_event import RealtimeServerEvent as GaServerEvent
+from openai.types.realtime.realtime_translation_server_event import RealtimeTranslationServerEvent
 from pydantic import Field, TypeAdapter
 
-__all__ = ["validate_server_event"]
+__all__ = ["validate_server_event", "validate_translation_event"]
 
 
 def _discriminated(union_alias: Any) -> TypeAdapter:
@@ -30,6 +32,7 @@ def _discriminated(union_alias: Any) -> TypeAdapter:
 # Built at import: session threads share them (building them lazily from several threads at once is unsafe).
 _ADAPTERS = {"ga": _discriminated(GaServerEvent), "beta": _discriminated(BetaServerEvent)}
 _BETA_TRANSCRIPTION_SESSION = TypeAdapter(TranscriptionSession)
+_TRANSLATION = _discriminated(RealtimeTranslationServerEvent)
 
 
 def validate_server_event(event: dict[str, Any], shape: str) -> Any:
@@ -45,3 +48,12 @@ def validate_server_event(event: dict[str, Any], shape: str) -> Any:
     if adapter is None:
         raise ValueError(f"shape must be 'ga' or 'beta', got {shape!r}")
     return adapter.validate_python(event)
+
+
+def validate_translation_event(event: dict[str, Any]) -> Any:
+    """Validate one server event of a translation session (``/v1/realtime/translations``); returns the SDK model.
+
+    Raises ``pydantic.ValidationError`` when the event matches none of the ``RealtimeTranslation*`` server models
+    (or ``RealtimeErrorEvent``).
+    """
+    return _TRANSLATION.validate_python(event)

@@ -1,7 +1,8 @@
 """Local speech engines (layer: engines): voice activity, turn detection, streaming recognition, synthesis.
 
 Everything here runs offline with what the package installs (webrtcvad-wheels, the pocketsphinx wheel's en-us
-model) plus the ``flite`` program; nothing downloads weights. Names are imported lazily, so importing a module that
+model) plus the ``flite`` program (and, for translation, ``apertium`` and ``espeak-ng``); nothing downloads
+weights. Names are imported lazily, so importing a module that
 only needs :mod:`.base` or :mod:`.pipeline` types does not load pocketsphinx.
 
 ==================================  =====================================================================
@@ -9,6 +10,8 @@ only needs :mod:`.base` or :mod:`.pipeline` types does not load pocketsphinx.
 :class:`~.turns.TurnDetector`        server-VAD turns (threshold, prefix padding, silence duration)
 :class:`~.asr.PocketSphinxAsr`       streaming ASR with append-only stable text; whole-utterance ``transcribe``
 :class:`~.tts.FliteTts`              text to 24 kHz PCM16 speech, cached
+:class:`~.espeak.EspeakTts`          text to 24 kHz PCM16 speech in many languages (espeak-ng), cached
+:class:`~.translate.ApertiumTranslator`  offline text translation (Apertium), one language pair, batched
 :class:`~.pipeline.LocalPipeline`    THE local pipeline: VAD turns (or caller commits) + streaming recognition,
                                      used by the emulator's endpoints and by the local sidecar alike
 ==================================  =====================================================================
@@ -31,6 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .base import EngineSet
 
 __all__ = [
+    "ApertiumMissingError", "ApertiumTranslator", "EspeakMissingError", "EspeakTts", "LanguagePairMissingError",
+    "Translator",
     "AcousticContext", "AsrEngine", "EngineSet", "FliteMissingError", "FliteTts", "LocalPipeline", "PocketSphinxAsr",
     "PocketSphinxStream", "Stability", "StreamingRecognizer", "Transcript", "TtsEngine", "TurnDetector", "TurnEvent",
     "Vad", "VadParams", "WebRtcVad", "Word", "default_engines", "flite_voices",
@@ -42,7 +47,9 @@ _LAZY = {
     "Transcript": "base", "TtsEngine": "base", "Vad": "base", "Word": "base",
     "FliteMissingError": "tts", "FliteTts": "tts", "flite_voices": "tts",
     "TurnDetector": "turns", "TurnEvent": "turns", "WebRtcVad": "vad",
-    "LocalPipeline": "pipeline", "VadParams": "pipeline",
+    "LocalPipeline": "pipeline", "VadParams": "pipeline", "Translator": "base",
+    "EspeakMissingError": "espeak", "EspeakTts": "espeak",
+    "ApertiumMissingError": "translate", "ApertiumTranslator": "translate", "LanguagePairMissingError": "translate",
 }
 
 

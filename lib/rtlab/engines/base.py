@@ -1,4 +1,4 @@
-"""Small interfaces for the local speech engines (VAD, streaming ASR, TTS).
+"""Small interfaces for the local speech engines (VAD, streaming ASR, TTS, text translation).
 
 The emulator and the "local engine" sidecar talk to engines only through these, so another engine
 (faster-whisper when its model is on the machine, Silero VAD, ...) can plug in by implementing them.
@@ -89,6 +89,23 @@ class TtsEngine(Protocol):
 
     def synthesize(self, text: str, *, voice: str | None = None) -> np.ndarray:
         """Speech for ``text`` as int16 mono at ``sample_rate``."""
+        ...
+
+
+@runtime_checkable
+class Translator(Protocol):
+    """Text from one language to another (offline); one instance per language pair."""
+
+    name: str
+    source: str  # ISO 639-1 code, e.g. "en"
+    target: str
+
+    def translate(self, text: str) -> str:
+        """``text`` in :attr:`target`; empty text gives ``""``."""
+        ...
+
+    def translate_many(self, texts: list[str]) -> list[str]:
+        """Several independent texts at once (one engine call where the engine allows), in order."""
         ...
 
 
