@@ -13,13 +13,14 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 setup: system $(STAMP)
 
 system:
-	@$(SYSPKG) flite=flite
+	@$(SYSPKG) flite=flite libssl.so.3=libssl3 libasound.so.2=libasound2 \
+		/etc/ssl/certs/ca-certificates.crt=ca-certificates
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing rtlab and its dependencies into $(VENV)/"
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e ".[dev]"
+	@$(PY) -m pip install -q -e ".[dev,azure]"
 	@touch $(STAMP)
 
 demo: setup
