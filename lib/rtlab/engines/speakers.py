@@ -238,15 +238,20 @@ class SpeakerTracker:
 
 
 _warm = threading.Event()
+_warm_lock = threading.Lock()
 
 
 def warm_up() -> None:
     """Import and compile what :func:`speaker_features` needs (librosa's lazy modules), once per process.
 
-    The first call otherwise costs seconds, which would delay the first speaker-labelled result of a live session.
+    The first call otherwise costs seconds, which would delay the first speaker-labelled result of a live session;
+    and the lock keeps session threads from importing librosa's lazy modules at the same time.
     """
     if _warm.is_set():
         return
-    t = np.arange(int(0.5 * 16000)) / 16000
-    speaker_features((0.1 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 16000)
-    _warm.set()
+    with _warm_lock:
+        if _warm.is_set():
+            return
+        t = np.arange(int(0.5 * 16000)) / 16000
+        speaker_features((0.1 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 16000)
+        _warm.set()
