@@ -27,7 +27,10 @@ How the Speech SDK's events map onto turns:
   after the last phrase excepted). ``model`` is ``"azure-speech"`` (its row in ``data/prices.json``).
 
 Family columns: ``offset_ticks``, ``duration_ticks``, ``result_id``, ``reason`` (the final's SDK ResultReason),
-``partials`` (list of snapshot texts), ``deltas`` (list of increments), ``t_last_partial_ms``.
+``partials`` (list of snapshot texts), ``deltas`` (list of increments), ``t_last_partial_ms``, and
+``first_audio_ms`` / ``final_audio_ms``: the run's audio clock (audio pushed so far) when the first text and the
+final arrived, so ``first_audio_ms - audio_start_ms`` and ``final_audio_ms - audio_end_ms`` are the latencies in
+audio time (meaningful at speed 1).
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ class _Phrase:
     snapshots: list[tuple[float, dict]] = field(default_factory=list)  # (t_ms, event)
     final: dict | None = None
     t_final_ms: float = _NAN
+    first_audio_ms: float = _NAN  # the run's audio clock when the first text arrived
+    final_audio_ms: float = _NAN
 
 
 def _event(value: Any) -> dict:
@@ -103,6 +108,8 @@ def azure_speech_turn_rows(frame: pd.DataFrame, source: str, **ctx: Any) -> list
     df = frame.sort_values("seq") if "seq" in frame.columns else frame
     types = df["type"].astype(str).to_numpy()
     t_ms = pd.to_numeric(df["t_ms"], errors="coerce").to_numpy(dtype=float)
+    clock = (pd.to_numeric(df["audio_ms"], errors="coerce").to_numpy(dtype=float) if "audio_ms" in df.columns
+             else [_NAN] * len(df))
     events = df["event"].tolist() if "event" in df.columns else [None] * len(df)
     rows: list[dict] = []
     open_: _Phrase | None = None
@@ -115,7 +122,7 @@ def azure_speech_turn_rows(frame: pd.DataFrame, source: str, **ctx: Any) -> list
             prev_end_ms = max(prev_end_ms, row["audio_end_ms"])
         rows.append(row)
 
-    for etype, t, raw in zip(types, t_ms, events, strict=True):
+    for etype, t, audio_ms, raw in zip(types, t_ms, clock, events, strict=True):
         if not etype.startswith(_PREFIX):
             continue
         kind = etype[len(_PREFIX):]
@@ -139,13 +146,13 @@ def azure_speech_turn_rows(frame: pd.DataFrame, source: str, **ctx: Any) -> list
             open_ = None
         if kind == "transcribing":
             if open_ is None:
-                open_ = _Phrase(offset)
+                open_ = _Phrase(offset, first_audio_ms=float(audio_ms))
             open_.snapshots.append((float(t), e))
             continue
         reason = e.get("reason")
-        phrase = open_ if open_ is not None else _Phrase(offset)
+        phrase = open_ if open_ is not None else _Phrase(offset, first_audio_ms=float(audio_ms))
         open_ = None
-        phrase.final, phrase.t_final_ms = e, float(t)
+        phrase.final, phrase.t_final_ms, phrase.final_audio_ms = e, float(t), float(audio_ms)
         if reason == "RecognizedSpeech":
             close(phrase, "completed", None)
         elif phrase.snapshots:
@@ -160,7 +167,8 @@ def _session_failure(source: str, model: str, message: str, t: float, n: int) ->
             "audio_end_ms": _NAN, "transcript": None, "status": "failed", "error": message,
             "t_speech_stopped_ms": _NAN, "t_first_ms": _NAN, "t_final_ms": t, "n_deltas": 0, "n_revisions": 0,
             "model": model, "usage": None, "speaker": None, "offset_ticks": None, "duration_ticks": None,
-            "result_id": None, "reason": "Canceled", "partials": [], "deltas": [], "t_last_partial_ms": _NAN}
+            "result_id": None, "reason": "Canceled", "partials": [], "deltas": [], "t_last_partial_ms": _NAN,
+            "first_audio_ms": _NAN, "final_audio_ms": _NAN}
 
 
 def _row(p: _Phrase, source: str, model: str, status: str, error: str | None, prev_end_ms: float) -> dict:
@@ -223,4 +231,6 @@ def _row(p: _Phrase, source: str, model: str, status: str, error: str | None, pr
         "partials": partials,
         "deltas": deltas,
         "t_last_partial_ms": p.snapshots[-1][0] if p.snapshots else _NAN,
+        "first_audio_ms": p.first_audio_ms,
+        "final_audio_ms": p.final_audio_ms if final is not None else _NAN,
     }
