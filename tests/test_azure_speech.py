@@ -31,6 +31,7 @@ from rtlab.emulator.adapter import Close, serve_session  # noqa: E402
 from rtlab.emulator.server import HttpRefusal  # noqa: E402
 from rtlab.emulator.usp import SpeechSession, UspRoute, display_text, route_usp, select_subprotocol  # noqa: E402
 from rtlab.engines import default_engines  # noqa: E402
+from rtlab.engines.speakers import warm_up  # noqa: E402
 from rtlab.errors import TargetError  # noqa: E402
 from rtlab.metrics import wer  # noqa: E402
 from rtlab.protocol import usp as U  # noqa: E402
@@ -82,7 +83,8 @@ class TestProtocol:
         rows = [*U.ENDPOINTS.values(), *U.MESSAGES.values(), *U.VIOLATIONS.values(), *U.HANDSHAKE.values()]
         assert all(isinstance(r.evidence, Evidence) for r in rows)
         assert all(isinstance(e, Evidence) for e in [*U.HEADERS.values(), *U.SDK_NEEDS.values(),
-                                                     *U.QUERY_PARAMETERS.values()])
+                                                     *U.QUERY_PARAMETERS.values(), *U.SERVICE_BEHAVIOUR.values()])
+        assert any(e.kind == "assumed" for e in U.SERVICE_BEHAVIOUR.values())  # assumptions are marked as such
         assert U.ENDPOINTS["/speech/universal/v2"].recognizer == "ConversationTranscriber"
         assert {"turn.start", "speech.hypothesis", "speech.phrase", "turn.end"} <= U.SERVICE_MESSAGES
         assert U.CLIENT_MESSAGES == {"speech.config", "speech.context", "audio", "telemetry"}
@@ -290,6 +292,7 @@ class UspHarness:
     """A websockets server on 127.0.0.1:0 that serves SpeechSession through the emulator's adapter."""
 
     def __init__(self, engines, *, api_key: str | None = None) -> None:
+        warm_up()  # as a server warms its engines before it listens: the first session should not pay for it
         self.engines = engines
         self.api_key = api_key
         self.handshakes: list[tuple[str, dict, str | None]] = []

@@ -26,7 +26,8 @@ Azure's speech containers are addressed, ``SpeechConfig(host="ws://127.0.0.1:POR
                                         ``EndOfDictation``, ``turn.end``
   ====================================  =========================================================================
 
-A client message that breaks the protocol (bad binary header, no header separator, no ``Path``, a malformed
+Each of these choices is a row of :data:`rtlab.protocol.usp.SERVICE_BEHAVIOUR` with its evidence (several are
+assumptions). A client message that breaks the protocol (bad binary header, no header separator, no ``Path``, a malformed
 request id, audio before ``speech.config``, an unknown path, a RIFF header the service would not take) ends the
 connection with the close code and reason the service documents (:data:`rtlab.protocol.usp.VIOLATIONS`); the
 server stays up. What the emulator makes up, and says so: the display form of the text (first letter capitalised,

@@ -54,6 +54,8 @@ __all__ = [
     "PUSH_STREAM_RATES",
     "RECOGNITION_STATUSES",
     "RESULT_FIELDS",
+    "SDK_NEEDS",
+    "SERVICE_BEHAVIOUR",
     "SERVICE_MESSAGES",
     "SPEAKER_UNKNOWN",
     "SUBPROTOCOL",
@@ -230,6 +232,25 @@ SDK_NEEDS: MappingProxyType[str, Evidence] = MappingProxyType({
     "a speech.phrase with RecognitionStatus EndOfDictation after the end of audio is raised as canceled "
     "(reason EndOfStream, no error)": _SDK_PROBE,
     "result_id is the body's Id": _SDK_PROBE,
+})
+
+#: How the service answers a request in continuous recognition; the emulator (:mod:`rtlab.emulator.usp`) follows
+#: each row, so an assumption here is an assumption there.
+SERVICE_BEHAVIOUR: MappingProxyType[str, Evidence] = MappingProxyType({
+    "partials carry the lexical text (lower case, no punctuation); finals the display text": _DIARIZATION_QS,
+    "SpeakerId 'Guest-1', 'Guest-2', ... in order of appearance": _DIARIZATION_QS,
+    "SpeakerId 'Unknown' in partials unless intermediate diarization is on (then early partials may still be "
+    "'Unknown')": _DIARIZATION_QS,
+    "every result message has its own Id (32 hex digits)": _JS_ISSUE_856,
+    "end of audio: the last phrase, speech.endDetected, a speech.phrase with RecognitionStatus EndOfDictation, "
+    "turn.end": Evidence("reported", "live-probe notes in a public client's test file (azureSpeechFrames tests: "
+                         "'turn.start, speech.phrase, speech.endDetected, speech.phrase, turn.end'), and the JS SDK's "
+                         "EndOfDictation handling (EnumTranslation.ts)", "2026-12-01"),
+    "speech.startDetected once per request, at the first speech": _ASSUMED,
+    "the partials and the final of a phrase share its Offset (the start of its speech)": _ASSUMED,
+    "hypotheses whenever the stable text grows (the 2017 page says about every 300 ms)": Evidence(
+        "assumed", "rtlab: the emulator's streaming recognizer decides; cadence documented in the 2017 protocol "
+        "page", "2026-12-01"),
 })
 
 #: Fields of result bodies as the service sends them.

@@ -392,7 +392,15 @@ class AzureSpeechLeg(Leg):
             return
         self._connect(transcriber)
         try:
-            await asyncio.to_thread(lambda: transcriber.start_transcribing_async().get())
+            try:
+                await asyncio.to_thread(lambda: transcriber.start_transcribing_async().get())
+            except Exception as exc:  # the SDK refused to start: record it, take the audio, end
+                self._record("server", {"type": EVENT_PREFIX + "canceled", "reason": "Error",
+                                        "error_code": type(exc).__name__, "error_details": redact(str(exc))[:1000]})
+                self.ready.set()
+                while await self.queue.get() is not None:
+                    pass
+                return
             self.ready.set()
             resampler = None if in_rate == PUSH_RATE else soxr.ResampleStream(in_rate, PUSH_RATE, 1, dtype="int16")
             pushed = 0
