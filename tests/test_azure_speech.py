@@ -240,6 +240,16 @@ class TestSession:
         assert "SpeakerId" not in phrase and phrase["NBest"][0]["Lexical"] == phrase["NBest"][0]["ITN"]
         assert phrase["NBest"][0]["Display"] == phrase["DisplayText"]
 
+    def test_single_shot_ends_the_turn_after_the_first_phrase(self, engines):
+        s = _session(engines, "/speech/recognition/interactive/cognitiveservices/v1?language=en-US")
+        frames = frames_of(_drive(s, pcm16k("monologue")))
+        paths = [p for p, _, _ in frames]
+        assert paths[-3:] == ["speech.endDetected", "speech.phrase", "turn.end"] and paths.count("turn.end") == 1
+        assert sum(p == "speech.phrase" for p in paths) == 1  # later audio of the finished request is dropped
+        silent = frames_of(_drive(_session(engines, "/speech/recognition/interactive/cognitiveservices/v1"),
+                                  b"\x00\x00" * 8000))
+        assert [b["RecognitionStatus"] for p, b, _ in silent if p == "speech.phrase"] == ["InitialSilenceTimeout"]
+
     def test_8khz_audio_is_accepted(self, engines):
         s = _session(engines)
         pcm = np.asarray(load(clip_path("short"), sample_rate=8000).samples).tobytes()
@@ -425,6 +435,19 @@ class TestSdkAgainstTheEmulator:
         assert harness.handshakes[-1][0].startswith("/speech/recognition/conversation/cognitiveservices/v1")
         assert len(got["finals"]) == 3 and "session_stopped" in got["kinds"]
         assert wer(MANIFEST["monologue"]["reference"], " ".join(r.text for _, r in got["finals"])) <= 0.35
+
+    def test_recognize_once_gets_the_first_phrase(self, harness):
+        cfg = speechsdk.SpeechConfig(host=harness.host)
+        stream = speechsdk.audio.PushAudioInputStream(
+            speechsdk.audio.AudioStreamFormat(samples_per_second=16000, bits_per_sample=16, channels=1))
+        rec = speechsdk.SpeechRecognizer(speech_config=cfg, audio_config=speechsdk.audio.AudioConfig(stream=stream))
+        stream.write(pcm16k("monologue"))
+        result = rec.recognize_once_async().get()
+        stream.close()
+        assert harness.handshakes[-1][0].startswith("/speech/recognition/interactive/cognitiveservices/v1")
+        assert result.reason == speechsdk.ResultReason.RecognizedSpeech
+        first = MANIFEST["monologue"]["utterances"][0]["text"]
+        assert wer(first, result.text) <= 0.35 and result.offset / 1e7 == pytest.approx(0.5, abs=0.35)
 
     def test_wer_over_the_bundled_clips(self, harness):
         refs, hyps = [], []

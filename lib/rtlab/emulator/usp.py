@@ -3,9 +3,10 @@
 The unmodified Speech SDK (``azure-cognitiveservices-speech``) works against rtlab when pointed at it the way
 Azure's speech containers are addressed, ``SpeechConfig(host="ws://127.0.0.1:PORT")``:
 
-* :func:`route_usp` decides a handshake (pure): ``/speech/universal/v2`` (``ConversationTranscriber``) and
-  ``/speech/recognition/conversation/cognitiveservices/v1`` (``SpeechRecognizer``) are served; any other path is
-  refused 404, a missing or wrong key 401 (when the emulator has a key). :func:`select_subprotocol` negotiates
+* :func:`route_usp` decides a handshake (pure): ``/speech/universal/v2`` (``ConversationTranscriber``),
+  ``/speech/recognition/conversation/cognitiveservices/v1`` (``SpeechRecognizer``, continuous),
+  ``.../interactive/...`` (``recognize_once``: the turn ends after its first phrase) and ``.../dictation/...`` are
+  served; any other path is refused 404, a missing or wrong key 401 (when the emulator has a key). :func:`select_subprotocol` negotiates
   ``USP`` when the client asks for it and nothing otherwise, so the same server also serves Realtime clients.
 * :class:`SpeechSession` is one connection (the interface of :mod:`rtlab.emulator.adapter`): it parses USP frames
   (:mod:`rtlab.protocol.usp`), feeds the request's audio (PCM16 at 8 or 16 kHz, resampled with
@@ -65,10 +66,12 @@ __all__ = ["USP_PATHS", "SpeechSession", "UspRoute", "display_text", "route_usp"
 
 log = logging.getLogger("rtlab.emulator")
 
-#: The paths the emulator serves, and whether the recognizer there is the conversation transcriber.
-USP_PATHS: Mapping[str, bool] = {
-    "/speech/universal/v2": True,
-    "/speech/recognition/conversation/cognitiveservices/v1": False,
+#: The paths the emulator serves: (conversation transcriber? single-shot?) per path.
+USP_PATHS: Mapping[str, tuple[bool, bool]] = {
+    "/speech/universal/v2": (True, False),  # ConversationTranscriber
+    "/speech/recognition/conversation/cognitiveservices/v1": (False, False),  # SpeechRecognizer, continuous
+    "/speech/recognition/interactive/cognitiveservices/v1": (False, True),  # SpeechRecognizer.recognize_once
+    "/speech/recognition/dictation/cognitiveservices/v1": (False, False),
 }
 #: Intermediate diarization waits for this much of the phrase before naming its speaker.
 INTERMEDIATE_DIARIZATION_MIN_MS = 1000
@@ -83,7 +86,8 @@ class UspRoute:
 
     path: str
     language: str
-    conversation: bool
+    conversation: bool  # the conversation transcriber's endpoint (speaker ids by default)
+    single_shot: bool = False  # the turn ends after its first phrase (recognize_once)
     query: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -137,7 +141,8 @@ def route_usp(path_and_query: str, headers: Mapping[str, str], *, api_key: str |
         return HttpRefusal(400, "400", f"rtlab emulator: the local recognizer speaks English only; got "
                            f"language={language[:40]!r}. Use en-US, or a real Speech resource.",
                            type="invalid_request_error")
-    return UspRoute(path=path, language=language, conversation=USP_PATHS[path], query=query)
+    conversation, single_shot = USP_PATHS[path]
+    return UspRoute(path=path, language=language, conversation=conversation, single_shot=single_shot, query=query)
 
 
 def select_subprotocol(connection: Any, subprotocols: Sequence[str]) -> str | None:
@@ -169,6 +174,7 @@ class _Turn:
     onset_ms: float | None = None  # Offset of the open phrase
     phrase_speaker: str = U.SPEAKER_UNKNOWN  # in partials
     peeked_at_ms: float = -1e9
+    phrases: int = 0
 
 
 class SpeechSession:
@@ -265,6 +271,8 @@ class SpeechSession:
         if path == "telemetry":
             return []
         if rid in self._finished:
+            if path == "audio" and msg.binary and bytes(msg.body[:4]) != b"RIFF":
+                return []  # audio the client sent before it saw turn.end: the turn is over, drop it
             raise U.UspProtocolError("request_id_reuse")
         if path == "speech.context":
             self._contexts[rid] = msg.json()
@@ -331,7 +339,13 @@ class SpeechSession:
             elif isinstance(ev, Partial):
                 out.append(self._hypothesis(turn, ev))
             elif isinstance(ev, Final):
-                out.append(self._phrase(turn, ev))
+                phrase = self._phrase(turn, ev)
+                turn.phrases += 1
+                if self.route.single_shot and not last:  # recognize_once: the first phrase ends the turn
+                    end = U.ms_to_ticks(ev.end_ms)
+                    return out + [self._text("speech.endDetected", {"Offset": end}), phrase,
+                                  *self._close_turn(turn)]
+                out.append(phrase)
                 turn.onset_ms = None
         return out
 
@@ -379,9 +393,16 @@ class SpeechSession:
         out = self._feed(turn, b"", last=True)
         end = U.ms_to_ticks(turn.pipeline.audio_ms)
         out.append(self._text("speech.endDetected", {"Offset": end}))
-        out.append(self._text("speech.phrase", {"Id": self._hex(), "RecognitionStatus": "EndOfDictation",
-                                                 "Offset": end, "Duration": 0, "Channel": 0}))
-        out.append(self._text("turn.end", None))
+        if not self.route.single_shot:
+            out.append(self._text("speech.phrase", {"Id": self._hex(), "RecognitionStatus": "EndOfDictation",
+                                                     "Offset": end, "Duration": 0, "Channel": 0}))
+        elif not turn.phrases:  # recognize_once heard nothing
+            out.append(self._text("speech.phrase", {"Id": self._hex(), "RecognitionStatus": "InitialSilenceTimeout",
+                                                     "Offset": 0, "Duration": end, "Channel": 0}))
+        return out + self._close_turn(turn)
+
+    def _close_turn(self, turn: _Turn) -> list[Out]:
+        out: list[Out] = [self._text("turn.end", None)]
         self._finished.add(turn.request_id)
         self._contexts.pop(turn.request_id, None)
         self._end_turn()

@@ -132,8 +132,9 @@ ENDPOINTS: MappingProxyType[str, Endpoint] = MappingProxyType({e.path: e for e i
     Endpoint("/speech/universal/v2", "ConversationTranscriber", "conversation", _SDK_PROBE,
              "speech.context asks phraseDetection.mode 'Conversation' and speakerDiarization (mode 'Anonymous')"),
     Endpoint("/speech/recognition/conversation/cognitiveservices/v1", "SpeechRecognizer", "conversation",
-             _SDK_PROBE, "continuous and single-shot recognition alike"),
-    Endpoint("/speech/recognition/interactive/cognitiveservices/v1", "-", "interactive", _BING_DOC),
+             _SDK_PROBE, "continuous recognition"),
+    Endpoint("/speech/recognition/interactive/cognitiveservices/v1", "SpeechRecognizer", "interactive", _SDK_PROBE,
+             "recognize_once: the service ends the turn after the first phrase"),
     Endpoint("/speech/recognition/dictation/cognitiveservices/v1", "-", "dictation", _BING_DOC),
 ]})
 
