@@ -424,8 +424,9 @@ class TestSdkAgainstTheEmulator:
         assert "X-ConnectionId" in headers and "Ocp-Apim-Subscription-Key" not in headers
 
     def test_partials_arrive_while_the_audio_is_pushed_in_real_time(self, harness):
-        got = sdk_transcribe(harness.host, pcm16k("short"), speed=1.0)
-        speech_end = got["t_push"] + MANIFEST["short"]["utterances"][0]["end_s"]
+        utterance = MANIFEST["monologue"]["utterances"][0]  # 2.3 s of speech from 0.5 s
+        got = sdk_transcribe(harness.host, pcm16k("monologue")[:4 * 32000], speed=1.0)
+        speech_end = got["t_push"] + utterance["end_s"]
         first_partial = got["partials"][0][0]
         assert first_partial < speech_end, (first_partial, speech_end)  # text during speech, not after it
         assert got["finals"] and got["finals"][0][0] - speech_end < 2.5  # the final soon after the end
