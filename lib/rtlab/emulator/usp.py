@@ -267,15 +267,14 @@ class SpeechSession:
             raise U.UspProtocolError("missing_header", header="X-RequestId")
         if not U.is_request_id(rid):
             raise U.UspProtocolError("request_id_format")
-        rid = rid.lower()
         if path == "telemetry":
             return []
-        if rid in self._finished:
+        if rid.lower() in self._finished:
             if path == "audio" and msg.binary and bytes(msg.body[:4]) != b"RIFF":
                 return []  # audio the client sent before it saw turn.end: the turn is over, drop it
             raise U.UspProtocolError("request_id_reuse")
         if path == "speech.context":
-            self._contexts[rid] = msg.json()
+            self._contexts[rid.lower()] = msg.json()
             return []
         if not msg.binary:
             raise U.UspProtocolError("audio_format", detail="Audio must travel in binary messages.")
@@ -284,7 +283,7 @@ class SpeechSession:
     def _audio(self, rid: str, body: bytes) -> list[Out]:
         out: list[Out] = []
         turn = self._turn
-        if turn is None or turn.request_id != rid:
+        if turn is None or turn.request_id.lower() != rid.lower():
             # A new request id starts a new turn; the service drops what belonged to the previous one.
             self._end_turn()
             fmt = U.parse_wave_header(body)
@@ -304,7 +303,7 @@ class SpeechSession:
 
     # ----------------------------------------------------------------------------------------- recognition
     def _new_turn(self, rid: str, in_rate: int) -> _Turn:
-        context = self._contexts.get(rid, {})
+        context = self._contexts.get(rid.lower(), {})
         detection = context.get("phraseDetection") if isinstance(context.get("phraseDetection"), dict) else {}
         diar = detection.get("speakerDiarization") if isinstance(detection, dict) else None
         diarize = isinstance(diar, dict) or (not context and self.route.conversation)
@@ -403,8 +402,8 @@ class SpeechSession:
 
     def _close_turn(self, turn: _Turn) -> list[Out]:
         out: list[Out] = [self._text("turn.end", None)]
-        self._finished.add(turn.request_id)
-        self._contexts.pop(turn.request_id, None)
+        self._finished.add(turn.request_id.lower())
+        self._contexts.pop(turn.request_id.lower(), None)
         self._end_turn()
         return out
 
