@@ -17,7 +17,8 @@ setup: system $(STAMP)
 APERTIUM_EN_ES := /usr/share/apertium/modes/eng-spa.mode|/usr/share/apertium/modes/en-es.mode=apertium-eng-spa|apertium-en-es
 
 system:
-	@$(SYSPKG) flite=flite apertium=apertium espeak-ng=espeak-ng '$(APERTIUM_EN_ES)'
+	@$(SYSPKG) flite=flite apertium=apertium espeak-ng=espeak-ng '$(APERTIUM_EN_ES)' \
+		libssl.so.3=libssl3 libasound.so.2=libasound2 /etc/ssl/certs/ca-certificates.crt=ca-certificates
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

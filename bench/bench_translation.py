@@ -46,8 +46,7 @@ def _clip_pcm(clip: dict) -> np.ndarray:
 
 
 def accuracy(engines) -> dict:
-    from rtlab.metrics import wer
-
+    from rtlab.analysis.metrics import wer
     from rtlab.emulator.translation import TranslationSession
 
     per_clip = {}
@@ -83,9 +82,8 @@ def accuracy(engines) -> dict:
 
 def latency(engines) -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
-    from rtlab.events import EventLog
-
     from rtlab.analysis.translation import translation_turn_rows
+    from rtlab.log import EventLog
     from rtlab.runs import RunOptions, arun_legs
     from rtlab.runs.translation import TranslationSidecar
     from rtlab.targets import Target

@@ -11,7 +11,7 @@ Measured:
   ``render()`` to the first painted frame, then the median time of a full redraw after a zoom. The state is
   served to the page by Playwright request routing (binary as binary, no base64).
 
-The session is generated (seeded) through ``rtlab.events.EventLog.record`` (tests/browser_fixtures/synthetic.py),
+The session is generated (seeded) through ``rtlab.log.EventLog.record`` (tests/browser_fixtures/synthetic.py),
 so the widgets read a real on-disk log. Run: ``python -m bench widgets``. Writes ``bench/results/widgets.json``.
 Environment: ``RTLAB_BENCH_WIDGET_MINUTES`` (default 60), ``RTLAB_BENCH_WIDGET_EVENTS`` (default 50000).
 """
