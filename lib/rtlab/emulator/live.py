@@ -80,6 +80,7 @@ _ALNUM = string.ascii_letters + string.digits
 _MALE = frozenset({"ash", "echo", "ballad", "verse", "cedar", "ripple", "vesper", "stone", "meridian", "tempo",
                    "beacon", "cinder", "shida"})
 _SOUNDFILE_LAW = {"audio/pcmu": "ULAW", "audio/pcma": "ALAW"}
+_DEFAULT_VAD = VadParams()
 
 
 class _Refusal(Exception):
@@ -158,7 +159,7 @@ class LiveSession:
 
     def __init__(self, *, engines: EngineSet, provider: str = "openai", deployments: Mapping[str, str] | None = None,
                  seed: int | str | None = None, validate: bool = False,
-                 run_async: Callable[[Callable[[], Any]], Any] | None = None, vad: VadParams = VadParams(),
+                 run_async: Callable[[Callable[[], Any]], Any] | None = None, vad: VadParams = _DEFAULT_VAD,
                  clock: Callable[[], float] = time.time) -> None:
         if provider not in L.PATHS:
             raise ValueError(f"provider must be one of {', '.join(L.PATHS)}, got {provider!r}")
