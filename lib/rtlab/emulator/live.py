@@ -67,6 +67,7 @@ __all__ = ["LiveRoute", "LiveSession", "OUTPUT_CHUNK_MS", "USAGE_INTERVAL_MS", "
 log = logging.getLogger("rtlab.emulator")
 
 OUTPUT_CHUNK_MS = 100  # assistant audio per session.output_audio.delta
+ANSWER_PAUSE_MS = 300  # silence between two answers that queue up (the emulated model's own choice)
 USAGE_INTERVAL_MS = 5000  # session.usage.updated cadence on the session timeline (assumed)
 SESSION_LIMIT_S = 3600  # expires_at = start + this (assumed; not documented)
 MAX_APPEND_BYTES = 15 * 1024 * 1024
@@ -184,7 +185,7 @@ class LiveSession:
         self._frag_end: dict[int, float] = {}
         self._stopped_at: dict[int, float] = {}
         self._replies: deque[_Reply] = deque()
-        self._speaking_until = 0.0
+        self._speaking_until = -math.inf  # end of the last scheduled answer on the timeline
         self._next_usage_ms = USAGE_INTERVAL_MS
 
     def __repr__(self) -> str:
@@ -478,7 +479,8 @@ class LiveSession:
         answer ends: the answers of several turns play one after another)."""
         assert self.session is not None
         text = reply_text(heard)
-        reply = _Reply(text, max(at_ms, self._speaking_until), self.session["audio"]["output"]["voice"],
+        start = max(at_ms, self._speaking_until + ANSWER_PAUSE_MS)
+        reply = _Reply(text, start, self.session["audio"]["output"]["voice"],
                        words=text.split())
         work = self._synthesizer(text, reply.voice)
         if self._run_async is not None:
@@ -530,7 +532,8 @@ class LiveSession:
             if not reply.done:
                 return
             self._replies.popleft()
-            self._speaking_until = max(self._speaking_until, reply.end_ms) if self._replies else reply.end_ms
+            if not self._replies:  # the estimate made while it was being synthesized, now exact
+                self._speaking_until = reply.end_ms
 
     def _words(self, reply: _Reply, *, until_ms: float) -> Iterator[Out]:
         while reply.sent_words < len(reply.words) and reply.word_span(reply.sent_words)[0] < until_ms:
