@@ -176,6 +176,7 @@ class LiveSession:
         self.closed = False
         self._fmt = L.DEFAULT_FORMAT
         self._pipe: LocalPipeline | None = None
+        self._upsample: Any = None  # soxr stream 8 kHz -> 16 kHz for G.711 input
         self._n_in = 0  # input samples received (at the session format's rate): the session timeline
         self._carry = b""  # odd trailing byte of PCM16 input
         self._muted = False
@@ -367,7 +368,10 @@ class LiveSession:
         }
         if cfg.safety_identifier is not None:
             session["safety_identifier"] = cfg.safety_identifier
-        self._pipe = LocalPipeline(self.engines, vad=self._vad, partials=True, sample_rate=self._fmt.rate)
+        rate = self._fmt.rate if self._fmt.rate >= 16000 else 16000
+        self._upsample = None if rate == self._fmt.rate else soxr.ResampleStream(self._fmt.rate, rate, 1,
+                                                                                  dtype="int16")
+        self._pipe = LocalPipeline(self.engines, vad=self._vad, partials=True, sample_rate=rate)
         self.session = session
         yield self._ev("session.started", client_event_id, session=self._resource())
         yield self._info("rtlab_emulator", EMULATION_NOTE)
@@ -418,6 +422,13 @@ class LiveSession:
                          samplerate=self._fmt.rate, channels=1, dtype="int16")
         return np.asarray(pcm, dtype=np.int16).reshape(-1)
 
+    def _to_pipeline(self, pcm: np.ndarray, *, last: bool = False) -> np.ndarray:
+        """G.711's 8 kHz goes to the recognizer at 16 kHz (soxr): the local models are wideband, and upsampling
+        once here recognizes better than inside the recognizer (measured on the bundled clips)."""
+        if self._upsample is None:
+            return pcm
+        return np.asarray(self._upsample.resample_chunk(pcm, last=last), dtype=np.int16)
+
     def _on_append(self, event: dict, client_event_id: str | None) -> Iterator[Out]:
         audio = event["audio"]
         if len(audio) * 3 // 4 > MAX_APPEND_BYTES + 3:
@@ -435,7 +446,7 @@ class LiveSession:
         if not len(pcm):
             return
         assert self._pipe is not None
-        found = self._pipe.feed(pcm)
+        found = self._pipe.feed(self._to_pipeline(pcm))
         self._n_in += len(pcm)
         yield from self._on_pipeline(found)
         yield from self._release(block=False)
@@ -556,7 +567,9 @@ class LiveSession:
 
     def _on_close(self, event: dict, client_event_id: str | None) -> Iterator[Out]:
         assert self._pipe is not None
-        yield from self._on_pipeline(self._pipe.flush())
+        tail = self._to_pipeline(np.zeros(0, np.int16), last=True) if self._upsample is not None else None
+        yield from self._on_pipeline((self._pipe.feed(tail) if tail is not None and len(tail) else [])
+                                     + self._pipe.flush())
         # Speech not yet reached on the timeline is never spoken: the session ends here.
         self._replies.clear()
         yield self._ev("session.usage.updated", usage=self._usage())

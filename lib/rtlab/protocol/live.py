@@ -404,7 +404,8 @@ class LiveParamError(ConfigError):
         self.code = code
         self.param = param
         self.wire_message = message
-        super().__init__(message, field=param, fix=fix)
+        shown = f"{param}: {message}" if param and f"'{param}'" not in message else message
+        super().__init__(shown, field=param, fix=fix)
 
 
 def _discriminated(union_alias: Any) -> TypeAdapter:
@@ -534,14 +535,14 @@ def parse_client_event(event: Mapping[str, Any]) -> BaseModel:
     return _strict(_CLIENT, dict(event), "", tagged=True)
 
 
-def validate_server_event(event: Mapping[str, Any]) -> BaseModel:
+def validate_server_event(event: Mapping[str, Any], *, strict: bool = True) -> BaseModel:
     """Validate one server event (a dict as sent on the wire) against the SDK's Live ``ServerEvent`` union.
 
     Returns the parsed model; raises ``pydantic.ValidationError`` when the event does not match its model, and
-    ``ValueError`` when it carries a key its model does not define.
+    (``strict``) ``ValueError`` when it carries a key its model does not define.
     """
     parsed = _SERVER.validate_python(dict(event))
-    extra = unknown_fields(parsed)
+    extra = unknown_fields(parsed) if strict else []
     if extra:
         raise ValueError(f"{event.get('type')}: keys the SDK model does not define: {extra}")
     return parsed

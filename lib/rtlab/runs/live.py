@@ -188,12 +188,13 @@ class LiveLeg(Leg):
         The session to start; validated here, before anything is sent.
     source : str
         Label of the leg's events in the log (``in-session`` when it is the run's voice session).
-    close_timeout_s : float
-        How long to wait for ``session.closed`` after ``session.close``.
+    close_timeout_s : float, optional
+        How long to wait for ``session.closed`` after ``session.close`` (default: the run's
+        ``settle_timeout_s``).
     """
 
     def __init__(self, target: Target, config: LiveConfig | None = None, *, source: str = IN_SESSION,
-                 close_timeout_s: float = 10.0):
+                 close_timeout_s: float | None = None):
         super().__init__(source)
         self.target = target
         self.config = config if config is not None else LiveConfig()
@@ -205,7 +206,7 @@ class LiveLeg(Leg):
                               f"/openai/v1/live/sessions); the target speaks {target.dialect!r}. Use "
                               f"target.with_dialect('{'azure-ga' if 'azure' in target.dialect else 'openai-ga'}')")
         self.session_config = self.config.session(deployments=getattr(target, "deployments", None))
-        self.close_timeout_s = float(close_timeout_s)
+        self.close_timeout_s = close_timeout_s
         self.ready = asyncio.Event()
         self.started: dict | None = None
         self.closed_event: dict | None = None
@@ -249,7 +250,8 @@ class LiveLeg(Leg):
                 await self._append(run, converter.convert(b"", last=True), audio_ms=run.clock_ms())
             if not self.state.closed:
                 await self._send(run, {"type": "session.close"})
-                await self._wait(lambda: self.state.closed, self.close_timeout_s, "session.closed", fatal=False)
+                timeout = self.close_timeout_s if self.close_timeout_s is not None else run.options.settle_timeout_s
+                await self._wait(lambda: self.state.closed, timeout, "session.closed", fatal=False)
             await run.settle(self)
         finally:
             receiver.cancel()
