@@ -565,7 +565,7 @@ def test_leg_and_normalizer_on_a_bundled_clip(server, tmp_path, clip, dialect, c
                           "item_id": f"ref{i}"} for i, u in enumerate(utterances)])
     rows = live_turn_rows(frame, "in-session", refs)
     assert [r["turn_ref"] for r in rows] == list(refs["item_id"])
-    assert wer([u["text"] for u in utterances], [r["transcript"] for r in rows]) <= 0.35
+    assert wer([u["text"] for u in utterances], [r["transcript"] for r in rows]) <= HARD_FOR_LOCAL_ASR.get(clip, 0.35)
     for r in rows:
         assert r["kind"] == "gpt-live" and r["status"] == "completed" and r["n_revisions"] == 0
         assert r["model"] == cfg.model and r["usage_emulated"] and r["close_reason"] == "close_requested"

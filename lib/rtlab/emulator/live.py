@@ -237,6 +237,7 @@ class LiveSession:
         if self._pipe is not None:
             self._pipe.close()
         self._replies.clear()
+        self._upsample = None
 
     @property
     def timeline_ms(self) -> float:
@@ -570,7 +571,9 @@ class LiveSession:
         tail = self._to_pipeline(np.zeros(0, np.int16), last=True) if self._upsample is not None else None
         yield from self._on_pipeline((self._pipe.feed(tail) if tail is not None and len(tail) else [])
                                      + self._pipe.flush())
-        # Speech not yet reached on the timeline is never spoken: the session ends here.
+        # Speech the timeline has reached was being spoken: it goes out (waiting for a synthesis still running);
+        # speech beyond the timeline is never spoken: the session ends here.
+        yield from self._release(block=True)
         self._replies.clear()
         yield self._ev("session.usage.updated", usage=self._usage())
         yield self._ev("session.closed", client_event_id, reason="close_requested", session=self._resource(),
