@@ -28,7 +28,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Response
 
 from rtlab import audio as rt_audio
-from rtlab.analysis.live import live_turn_rows, speech_turns_from_audio
+from rtlab.analysis.live import classify_live, live_turn_rows, speech_turns_from_audio
 from rtlab.emulator.adapter import Close, serve_session
 from rtlab.emulator.live import ANSWER_PAUSE_MS, LiveRoute, LiveSession, route_live
 from rtlab.engines import default_engines
@@ -574,6 +574,10 @@ def test_leg_and_normalizer_on_a_bundled_clip(server, tmp_path, clip, dialect, c
     assert sum(r["usage"]["seconds"] for r in rows) == pytest.approx(total)
     assert any(r["output_transcript"] for r in rows)
 
+    probe = classify_live(frame, "in-session")
+    assert probe["outcome"] == "ok" and probe["completed"] and probe["emulated"] and probe["deltas_stream"]
+    assert probe["model"] == cfg.model and probe["n_deltas"] == sum(r["n_deltas"] for r in rows)
+
     vad_rows = live_turn_rows(frame, "in-session")  # no turns given: VAD of the recorded input audio
     assert len(vad_rows) == len(utterances)
     for r, u in zip(vad_rows, utterances, strict=True):
@@ -600,6 +604,22 @@ def test_normalizer_without_turns_or_audio_groups_fragments_and_reports_a_failed
                                    ("server", {"type": "error", "error": {"code": "invalid_model",
                                                                           "message": "no"}})]), "live")
     assert failed[0]["status"] == "failed" and failed[0]["error"] == "invalid_model: no"
+
+
+def test_probe_rows_for_refused_sessions(server, tmp_path):
+    async def attempt(target, cfg):
+        return await arun_legs(data_dir() / "clips" / "short.wav", [LiveLeg(target, cfg)], out=tmp_path,
+                               options=RunOptions(speed=8, progress=False))
+
+    refused = asyncio.run(attempt(Target.local(server.url, api_key="wrong"), LiveConfig()))
+    row = classify_live(refused.to_frame(), "in-session")
+    assert (row["outcome"], row["http_status"]) == ("handshake-refused", 401)
+    # A name the client cannot classify, refused by the server at session.start: recorded, nothing streamed.
+    bad = asyncio.run(attempt(Target.local(server.url, api_key="live-key"), LiveConfig(model="gpt-voice-x")))
+    row = classify_live(bad.to_frame(), "in-session")
+    assert (row["outcome"], row["error_code"], row["n_deltas"]) == ("error-event", "invalid_model", 0)
+    frame = bad.to_frame()
+    assert "session.input_audio.append" not in set(frame["type"])
 
 
 def test_speech_turns_from_audio_finds_the_utterances():

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["ANSWER_GAP_MS", "GAP_MS", "KIND", "live_turn_rows", "speech_turns_from_audio"]
+__all__ = ["ANSWER_GAP_MS", "GAP_MS", "KIND", "classify_live", "live_turn_rows", "speech_turns_from_audio"]
 
 KIND = "gpt-live"
 GAP_MS = 1000.0  # fragment groups (no turns, no audio): a pause this long starts a new group
@@ -282,3 +282,39 @@ def _row(source: str, item_id: str, start: float, end: float, mine: list[dict], 
         "usage_emulated": emulated,
         "close_reason": close_reason,
     }
+
+
+def classify_live(frame: pd.DataFrame, source: str) -> dict:
+    """One probe row for a GPT-Live attempt: was the session available, and did its input transcript arrive?
+
+    Keys match :data:`rtlab.probe.RESULT_COLUMNS` where they apply: ``outcome`` (``ok``, ``handshake-refused``,
+    ``error-event`` (refused at ``session.start``), ``no-transcript``), ``http_status``, ``error_code``,
+    ``error_message``, ``n_deltas`` (input transcript fragments), ``deltas_stream`` (a fragment arrived while audio
+    was still being sent), ``completed`` (``session.closed`` arrived), ``transcript``; plus ``model`` as the
+    service resolved it and ``emulated``.
+    """
+    f = frame[frame["source"] == source].sort_values("seq")
+    server = f[f["direction"] == "server"]
+    out: dict[str, Any] = {"n_deltas": 0, "deltas_stream": False, "completed": False}
+    hs = server[server["type"] == "rtlab.handshake_failed"]
+    if len(hs):
+        ev = hs["event"].iloc[0]
+        return {**out, "outcome": "handshake-refused", "http_status": ev.get("status"), "error_code": ev.get("code"),
+                "error_message": ev.get("message")}
+    started = server[server["type"] == "session.started"]
+    fragments = server[server["type"] == "session.input_transcript.delta"]
+    appends = f[(f["direction"] == "client") & (f["type"] == "session.input_audio.append")]
+    out["n_deltas"] = int(len(fragments))
+    out["deltas_stream"] = bool(len(fragments) and len(appends)
+                                and fragments["t_ms"].iloc[0] < appends["t_ms"].iloc[-1])
+    out["completed"] = bool((server["type"] == "session.closed").any())
+    out["transcript"] = "".join(str(e.get("delta") or "") for e in fragments["event"]).strip() or None
+    out["emulated"] = any(e.get("code") == EMULATOR_INFO_CODE for e in server[server["type"] == "info"]["event"])
+    if len(started):
+        out["model"] = (started["event"].iloc[0].get("session") or {}).get("model")
+    errors = server[server["type"] == "error"]
+    if not len(started) and len(errors):
+        err = errors["event"].iloc[0].get("error") or {}
+        return {**out, "outcome": "error-event", "error_code": err.get("code"), "error_message": err.get("message")}
+    out["outcome"] = "ok" if len(fragments) else "no-transcript"
+    return out
