@@ -62,7 +62,7 @@ from rtlab.protocol import live as L
 from .adapter import Close, Out
 from .core import reply_text
 
-__all__ = ["LiveRoute", "LiveSession", "OUTPUT_CHUNK_MS", "USAGE_INTERVAL_MS", "route_live"]
+__all__ = ["ANSWER_PAUSE_MS", "LiveRoute", "LiveSession", "OUTPUT_CHUNK_MS", "USAGE_INTERVAL_MS", "route_live"]
 
 log = logging.getLogger("rtlab.emulator")
 
