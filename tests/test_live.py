@@ -104,9 +104,14 @@ class LiveServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self, timeout_s: float = 3.0) -> bool:
+        """Stop serving; True when the server thread ended within ``timeout_s`` (every handler returned)."""
         self.loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+        self._thread.join(timeout_s)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        return not self._thread.is_alive()
 
     @property
     def url(self) -> str:
@@ -353,6 +358,16 @@ def test_not_emulated_feature_is_an_error_over_the_socket(server):
 
     err = asyncio.run(main())
     assert err["error"]["code"] == "not_emulated" and "decisions" in err["error"]["message"]
+
+
+@pytest.mark.xfail(strict=True, reason="rtlab.emulator.adapter drops its stop marker once a Close was sent "
+                   "(_Outbox.put returns early when closed), so serve_session never returns; fix: let _STOP past "
+                   "the closed check in adapter._work's finally")
+def test_connection_handler_returns_after_the_session_closes_the_socket():
+    s = LiveServer().__enter__()
+    c = asyncio.run(_session_over_clip(s.url + "/v1", "short", key="any"))
+    assert c.of("session.closed")
+    assert s.stop(timeout_s=5.0)
 
 
 def test_wrong_key_and_query_model_are_refused_at_the_handshake(server):
