@@ -36,7 +36,7 @@ from rtlab.errors import ConfigError, TargetError
 from rtlab.metrics import wer
 from rtlab.paths import data_dir
 from rtlab.protocol import live as L
-from rtlab.runs.live import LiveConfig, LiveLeg
+from rtlab.runs.live import LiveConfig, LiveLeg, _Converter
 from rtlab.session import RunOptions, arun_legs
 from rtlab.targets import Target
 
@@ -553,6 +553,27 @@ def test_leg_refuses_realtime_models_and_preview_targets_before_sending():
     cfg = LiveConfig(instructions="Be brief.", input=(("user", "Hi"), ("assistant", "Hello!")), sample_rate=16000)
     assert cfg.input_format == "pcm16"
     assert cfg.session()["input"][1]["content"][0] == {"type": "output_text", "text": "Hello!"}
+
+
+@pytest.mark.parametrize("run_fmt,wire", [("pcm16", {"type": "audio/pcm", "rate": 16000}),
+                                           ("pcm16", {"type": "audio/pcmu", "rate": 8000}),
+                                           ("g711_ulaw", {"type": "audio/pcm", "rate": 24000})])
+def test_leg_converts_run_chunks_to_the_session_format(run_fmt, wire):
+    """Chunk by chunk (soxr stream, soundfile G.711), the whole clip arrives in the wire format, intact."""
+    clip = rt_audio.load(data_dir() / "clips" / "short.wav")
+    conv = _Converter(run_fmt, wire)
+    assert not conv.passthrough
+    sent = b"".join(conv.convert(c.payload) for c in rt_audio.chunks(clip, chunk_ms=40, fmt=run_fmt))
+    sent += conv.convert(b"", last=True)
+    fmt = L.AUDIO_FORMATS[(wire["type"], wire["rate"])]
+    assert len(sent) // fmt.bytes_per_sample == pytest.approx(clip.duration_ms * wire["rate"] / 1000, abs=2)
+    decoder = LiveSession(engines=None)
+    decoder._fmt = fmt
+    got = decoder._decode(sent).astype(float)
+    want = soxr.resample(clip.samples, 24000, wire["rate"], quality="HQ").astype(float)
+    snr = 10 * np.log10(np.sum(want ** 2) / np.sum((got - want) ** 2))
+    assert snr > 15  # resampling twice and G.711 quantization, no gross error (a wrong law or rate is < 0 dB)
+    assert _Converter("pcm16", {"type": "audio/pcm", "rate": 24000}).passthrough
 
 
 @pytest.mark.parametrize("clip,dialect,cfg", [
