@@ -1,0 +1,318 @@
+"""GPT-Live as a voice session of a run: :class:`LiveConfig` and :class:`LiveLeg` (layer: runs).
+
+A GPT-Live session (``gpt-live-1``, ``gpt-live-1.1``) is a full-duplex voice session with its own protocol at
+``/v1/live/sessions`` (Azure ``/openai/v1/live/sessions``): the leg opens it through the official SDK
+(``client.live.connect()`` on the target's client: ``AsyncOpenAI(base_url=.../v1)`` for OpenAI and the local
+emulator, the Azure GA v1 base ``.../openai/v1`` with the deployment name as the model), sends ``session.start``
+built from a :class:`LiveConfig` and validated against the SDK's strict types *before* anything is sent, streams
+the run's chunks as ``session.input_audio.append`` in the chosen format, and after the audio sends
+``session.close`` and waits (bounded) for ``session.closed``. Every client and server event goes into the run's
+event log under the leg's source label (``in-session`` by default), with the protocol's own event names.
+
+A Realtime model given to a Live session (or a Live model given to a Realtime session) fails before sending, with
+a :class:`~rtlab.errors.ConfigError` naming the fix (:func:`rtlab.protocol.live.check_session_model`).
+
+Example
+-------
+>>> from rtlab.targets import Target                                                   # doctest: +SKIP
+>>> from rtlab.session import arun_legs, RunOptions                                    # doctest: +SKIP
+>>> leg = LiveLeg(Target.local(), LiveConfig(model="gpt-live-1"))                      # doctest: +SKIP
+>>> log = await arun_legs("data/clips/short.wav", [leg], options=RunOptions(speed=2))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import io
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from rtlab.errors import ConfigError, RtlabError, TargetError
+from rtlab.protocol import AUDIO_FORMATS as RUN_FORMATS
+from rtlab.protocol import live as L
+from rtlab.session import IN_SESSION, Leg, handshake_error_event
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rtlab.session import Run
+    from rtlab.targets import Target
+
+__all__ = ["LiveConfig", "LiveLeg"]
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_RATE = {"audio/pcm": 24000, "audio/pcmu": 8000, "audio/pcma": 8000}
+_RUN_FORMAT = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}
+_SOUNDFILE_LAW = {"audio/pcmu": "ULAW", "audio/pcma": "ALAW", "g711_ulaw": "ULAW", "g711_alaw": "ALAW"}
+_ROLES = ("developer", "user", "assistant")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveConfig:
+    """The ``session.start`` configuration of a GPT-Live session (the subset rtlab drives).
+
+    Parameters
+    ----------
+    model : str
+        ``gpt-live-1`` or ``gpt-live-1.1``; on Azure the name of a gpt-live deployment.
+    instructions : str, optional
+        Conversation instructions (immutable after start; blank: the server's defaults).
+    audio_format : {"audio/pcm", "audio/pcmu", "audio/pcma"}
+        Encoding of input and output audio, chosen at start.
+    sample_rate : int, optional
+        16000 or 24000 for PCM (default 24000); 8000 for G.711.
+    voice : str
+        A built-in voice (default ``marin``; immutable after start).
+    input : tuple of (role, text)
+        Text-only history before startup; roles ``developer``, ``user``, ``assistant``.
+    """
+
+    model: str = "gpt-live-1"
+    instructions: str | None = None
+    audio_format: Literal["audio/pcm", "audio/pcmu", "audio/pcma"] = "audio/pcm"
+    sample_rate: int | None = None
+    voice: str = L.DEFAULT_VOICE
+    input: tuple[tuple[str, str], ...] = ()
+
+    kind = "live"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ConfigError(f"model must be a non-empty string, got {self.model!r}", field="model",
+                              fix="e.g. model='gpt-live-1' (on Azure: your gpt-live deployment's name)")
+        if self.audio_format not in _DEFAULT_RATE:
+            raise ConfigError(f"audio_format {self.audio_format!r} is not one of {', '.join(_DEFAULT_RATE)}",
+                              field="audio_format", fix="use 'audio/pcm' (16 or 24 kHz) or 'audio/pcmu'")
+        if self.sample_rate is None:
+            object.__setattr__(self, "sample_rate", _DEFAULT_RATE[self.audio_format])
+        if (self.audio_format, self.sample_rate) not in L.AUDIO_FORMATS:
+            rates = sorted(r for t, r in L.AUDIO_FORMATS if t == self.audio_format)
+            raise ConfigError(f"sample_rate {self.sample_rate!r} is not available for {self.audio_format}",
+                              field="sample_rate", fix=f"use one of {rates}")
+        for k, pair in enumerate(self.input):
+            if not (isinstance(pair, tuple | list) and len(pair) == 2 and pair[0] in _ROLES
+                    and isinstance(pair[1], str)):
+                raise ConfigError(f"input[{k}] = {pair!r} is not a (role, text) pair", field="input",
+                                  fix=f"give pairs like ('user', 'Hello'); roles: {', '.join(_ROLES)}")
+
+    @property
+    def wire_format(self) -> dict[str, Any]:
+        """``session.audio.format`` as sent."""
+        return {"type": self.audio_format, "rate": self.sample_rate}
+
+    @property
+    def input_format(self) -> str:
+        """The run's audio format that matches this session's (``pcm16`` for PCM at either rate)."""
+        return _RUN_FORMAT[self.audio_format]
+
+    def session(self, *, deployments: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The ``session`` object of ``session.start``, validated against the SDK's strict types.
+
+        Raises
+        ------
+        ConfigError
+            The model belongs to the Realtime API, or the object breaks the SDK's schema (the message names the
+            field).
+        """
+        L.check_session_model(self.model, "live", deployments=deployments)
+        session: dict[str, Any] = {"model": self.model,
+                                   "audio": {"format": self.wire_format, "output": {"voice": self.voice}}}
+        if self.instructions is not None:
+            session["instructions"] = self.instructions
+        if self.input:
+            session["input"] = [
+                {"type": "message", "role": role,
+                 "content": [{"type": "output_text" if role == "assistant" else "input_text", "text": text}]}
+                for role, text in self.input
+            ]
+        L.validate_session_config(session)
+        if self.voice not in L.VOICES:
+            raise ConfigError(f"voice {self.voice!r} is not a built-in GPT-Live voice", field="voice",
+                              fix=f"use one of {', '.join(L.VOICES)}")
+        return session
+
+
+class _Converter:
+    """Run chunks (``pcm16`` 24 kHz or G.711 8 kHz) to the session's wire format, streaming (soxr, soundfile)."""
+
+    def __init__(self, run_fmt: str, wire: dict[str, Any]):
+        self.run_fmt = run_fmt
+        self.run_rate = RUN_FORMATS[run_fmt].sample_rate
+        self.wire_type, self.wire_rate = wire["type"], int(wire["rate"])
+        self.passthrough = _RUN_FORMAT[self.wire_type] == run_fmt and self.run_rate == self.wire_rate
+        self._rs = None if self.passthrough or self.run_rate == self.wire_rate else \
+            soxr.ResampleStream(self.run_rate, self.wire_rate, 1, dtype="int16")
+
+    def _decode(self, payload: bytes) -> np.ndarray:
+        if self.run_fmt == "pcm16":
+            return np.frombuffer(payload, dtype="<i2").astype(np.int16)
+        pcm, _ = sf.read(io.BytesIO(payload), format="RAW", subtype=_SOUNDFILE_LAW[self.run_fmt],
+                         samplerate=self.run_rate, channels=1, dtype="int16")
+        return np.asarray(pcm, np.int16).reshape(-1)
+
+    def _encode(self, pcm: np.ndarray) -> bytes:
+        if self.wire_type == "audio/pcm":
+            return pcm.astype("<i2").tobytes()
+        if not len(pcm):
+            return b""
+        buf = io.BytesIO()
+        sf.write(buf, pcm, self.wire_rate, format="RAW", subtype=_SOUNDFILE_LAW[self.wire_type])
+        return buf.getvalue()
+
+    def convert(self, payload: bytes, *, last: bool = False) -> bytes:
+        if self.passthrough:
+            return payload
+        pcm = self._decode(payload)
+        if self._rs is not None:
+            pcm = self._rs.resample_chunk(pcm, last=last)
+        return self._encode(np.asarray(pcm, np.int16))
+
+
+class LiveLeg(Leg):
+    """A GPT-Live voice session as one leg of a run.
+
+    Parameters
+    ----------
+    target : rtlab.targets.Target
+        OpenAI, Azure GA v1, or local (``openai-ga``/``azure-ga`` dialects; GPT-Live has no preview or beta path).
+    config : LiveConfig
+        The session to start; validated here, before anything is sent.
+    source : str
+        Label of the leg's events in the log (``in-session`` when it is the run's voice session).
+    close_timeout_s : float, optional
+        How long to wait for ``session.closed`` after ``session.close`` (default: the run's
+        ``settle_timeout_s``).
+    """
+
+    def __init__(self, target: Target, config: LiveConfig | None = None, *, source: str = IN_SESSION,
+                 close_timeout_s: float | None = None):
+        super().__init__(source)
+        self.target = target
+        self.config = config if config is not None else LiveConfig()
+        if not isinstance(self.config, LiveConfig):
+            raise ConfigError(f"a LiveLeg needs a LiveConfig, got {type(self.config).__name__}", field="config",
+                              fix="pass LiveConfig(model='gpt-live-1', ...)")
+        if target.dialect not in ("openai-ga", "azure-ga"):
+            raise TargetError(f"GPT-Live is served on the GA v1 paths only (/v1/live/sessions, "
+                              f"/openai/v1/live/sessions); the target speaks {target.dialect!r}. Use "
+                              f"target.with_dialect('{'azure-ga' if 'azure' in target.dialect else 'openai-ga'}')")
+        self.session_config = self.config.session(deployments=getattr(target, "deployments", None))
+        self.close_timeout_s = close_timeout_s
+        self.ready = asyncio.Event()
+        self.started: dict | None = None
+        self.closed_event: dict | None = None
+        self.conn: Any = None
+
+    def __repr__(self) -> str:
+        return f"LiveLeg({self.source!r}, model={self.config.model!r}, target={self.target!r})"
+
+    def wants_transcripts(self) -> bool:
+        return True
+
+    def _connect(self) -> Any:
+        return self.target.client().live.connect()
+
+    async def run(self, run: Run) -> None:
+        manager = self._connect()
+        try:
+            self.conn = await manager.__aenter__()
+        except Exception as exc:  # handshake refused: a result to record, not a crash
+            run.log.record("server", self.source, handshake_error_event(exc), audio_ms=run.clock_ms())
+            self.state.closed = True
+            self.ready.set()
+            await self._drain_queue()
+            return
+        receiver = asyncio.create_task(self._receive(run))
+        try:
+            await self._send(run, {"type": "session.start", "session": self.session_config})
+            await self._wait(lambda: self.started is not None or self.state.errors or self.state.closed,
+                             run.options.ready_timeout_s, "session.started")
+            self.ready.set()
+            if self.started is None:  # refused at start: recorded; nothing to stream
+                await self._drain_queue()
+                return
+            converter = _Converter(run.fmt, self.config.wire_format)
+            while (chunk := await self.queue.get()) is not None:
+                if self.state.closed:
+                    continue
+                await self._append(run, converter.convert(chunk.payload), audio_ms=chunk.end_ms,
+                                   audio_offset=chunk.offset_samples if converter.passthrough else None)
+            if not converter.passthrough and not self.state.closed:
+                await self._append(run, converter.convert(b"", last=True), audio_ms=run.clock_ms())
+            if not self.state.closed:
+                await self._send(run, {"type": "session.close"})
+                timeout = self.close_timeout_s if self.close_timeout_s is not None else run.options.settle_timeout_s
+                await self._wait(lambda: self.state.closed, timeout, "session.closed", fatal=False)
+            await run.settle(self)
+        finally:
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await receiver
+            with contextlib.suppress(Exception):
+                await manager.__aexit__(None, None, None)
+            self.state.closed = True
+
+    async def _append(self, run: Run, payload: bytes, *, audio_ms: float, audio_offset: int | None = None) -> None:
+        if payload:
+            await self._send(run, {"type": "session.input_audio.append",
+                                   "audio": base64.b64encode(payload).decode("ascii")},
+                             audio_ms=audio_ms, audio_offset=audio_offset)
+
+    async def _wait(self, cond: Any, timeout_s: float, what: str, *, fatal: bool = True) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not cond():
+            if time.monotonic() > deadline:
+                if fatal:
+                    raise RtlabError(f"{self.source}: no {what} within {timeout_s} s")
+                logger.warning("%s: no %s within %.0f s", self.source, what, timeout_s)
+                return
+            await asyncio.sleep(0.005)
+
+    async def _drain_queue(self) -> None:
+        while await self.queue.get() is not None:
+            pass
+
+    async def _send(self, run: Run, event: dict, *, audio_ms: float | None = None,
+                    audio_offset: int | None = None) -> None:
+        run.log.record("client", self.source, event, audio_ms=run.clock_ms() if audio_ms is None else audio_ms,
+                       audio_offset=audio_offset)
+        try:
+            await self.conn.send(event)
+        except Exception as exc:  # connection gone: keep what was recorded, stop sending
+            self.state.closed = True
+            logger.info("%s: send failed (%s)", self.source, type(exc).__name__)
+
+    async def _receive(self, run: Run) -> None:
+        s = self.state
+        try:
+            while True:
+                raw = await self.conn.recv_bytes()
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    event = {"type": "rtlab.unparseable", "raw": raw[:200].decode("utf-8", "replace")}
+                run.log.record("server", self.source, event, audio_ms=run.clock_ms())
+                s.last_event_at = time.monotonic()
+                etype = event.get("type")
+                if etype == "session.started":
+                    self.started = event
+                    s.session = dict(event.get("session") or {})
+                elif etype == "error":
+                    s.errors.append(event.get("error") or {})
+                elif etype == "session.closed":
+                    self.closed_event = event
+                    s.closed = True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the server closed the socket (after session.closed, or not)
+            s.closed = True
+            logger.info("%s: connection closed (%s)", self.source, type(exc).__name__)
