@@ -29,15 +29,15 @@ from websockets.http11 import Response
 
 from rtlab import audio as rt_audio
 from rtlab.analysis.live import classify_live, live_turn_rows, speech_turns_from_audio
+from rtlab.analysis.metrics import wer
 from rtlab.emulator.adapter import Close, serve_session
 from rtlab.emulator.live import ANSWER_PAUSE_MS, LiveRoute, LiveSession, route_live
 from rtlab.engines import default_engines
 from rtlab.errors import ConfigError, TargetError
-from rtlab.metrics import wer
 from rtlab.paths import data_dir
 from rtlab.protocol import live as L
+from rtlab.runs import RunOptions, arun_legs
 from rtlab.runs.live import LiveConfig, LiveLeg, _Converter
-from rtlab.session import RunOptions, arun_legs
 from rtlab.targets import Target
 
 TIMEOUT_S = 120  # the machine is shared: generous bounds, never sleeps for ordering

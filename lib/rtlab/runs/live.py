@@ -15,7 +15,7 @@ a :class:`~rtlab.errors.ConfigError` naming the fix (:func:`rtlab.protocol.live.
 Example
 -------
 >>> from rtlab.targets import Target                                                   # doctest: +SKIP
->>> from rtlab.session import arun_legs, RunOptions                                    # doctest: +SKIP
+    >>> from rtlab.runs import arun_legs, RunOptions                                   # doctest: +SKIP
 >>> leg = LiveLeg(Target.local(), LiveConfig(model="gpt-live-1"))                      # doctest: +SKIP
 >>> log = await arun_legs("data/clips/short.wav", [leg], options=RunOptions(speed=2))  # doctest: +SKIP
 """
@@ -40,10 +40,11 @@ import soxr
 from rtlab.errors import ConfigError, RtlabError, TargetError
 from rtlab.protocol import AUDIO_FORMATS as RUN_FORMATS
 from rtlab.protocol import live as L
-from rtlab.session import IN_SESSION, Leg, handshake_error_event
+from rtlab.runs.core import IN_SESSION, Leg
+from rtlab.runs.realtime import handshake_error_event
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rtlab.session import Run
+    from rtlab.runs.core import Run
     from rtlab.targets import Target
 
 __all__ = ["LiveConfig", "LiveLeg"]
