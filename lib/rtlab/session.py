@@ -373,7 +373,10 @@ class Run:
 
     async def feed(self) -> None:
         from .audio import chunks, concat, pace, silence
+        from .livesource import is_live_source
 
+        if is_live_source(self.audio):
+            return await self._feed_live()
         audio = self.audio
         if self.options.tail_ms:
             audio = concat(audio, silence(self.options.tail_ms, sample_rate=audio.sample_rate))
@@ -391,6 +394,31 @@ class Run:
             leg.queue.put_nowait(None)
         if bar is not None:
             bar.close()
+
+    async def _feed_live(self) -> None:
+        """Feed a live source (a microphone): chunks go to the legs as they are captured, stamped on arrival;
+        then ``tail_ms`` of silence, paced, so server VAD can close the last turn."""
+        from .audio import Chunk, chunks, pace, silence
+
+        await asyncio.gather(*(leg.ready.wait() for leg in self.legs if isinstance(leg, RemoteLeg)))
+        index = offset = 0
+        try:
+            async for chunk in self.audio:
+                self.clock.stamp(chunk)
+                for leg in self.legs:
+                    leg.queue.put_nowait(chunk)
+                index, offset = chunk.index + 1, chunk.offset_samples + chunk.n_samples
+                await asyncio.sleep(0)
+            tail = chunks(silence(self.options.tail_ms, sample_rate=self.audio.sample_rate),
+                          chunk_ms=self.options.chunk_ms, fmt=self.fmt) if self.options.tail_ms else ()
+            after = (Chunk(index + c.index, offset + c.offset_samples, c.n_samples, c.sample_rate, c.fmt, c.payload)
+                     for c in tail)
+            async for chunk in pace(after, speed=self.options.speed, clock=self.clock):
+                for leg in self.legs:
+                    leg.queue.put_nowait(chunk)
+        finally:
+            for leg in self.legs:
+                leg.queue.put_nowait(None)
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(leg.run(self), name=leg.source) for leg in self.legs]
@@ -438,9 +466,16 @@ async def arun_legs(audio: Any, legs: list[Leg], *, out=None, log=None, options:
                     fmt: str = "pcm16", meta: dict | None = None):
     """Run prepared legs over ``audio``; returns the (closed) EventLog."""
     from .audio import load
+    from .livesource import is_live_source
 
     options = options or RunOptions()
-    if not hasattr(audio, "samples"):
+    if is_live_source(audio):
+        if audio.fmt != fmt:
+            from .errors import ConfigError
+
+            raise ConfigError(f"the live source yields {audio.fmt!r} audio but the sessions take {fmt!r}",
+                              field="input_format", fix=f"make the source with fmt={fmt!r}")
+    elif not hasattr(audio, "samples"):
         audio = load(audio)
     meta = dict(meta or {})
     meta.setdefault("audio", str(getattr(audio, "path", "") or ""))
