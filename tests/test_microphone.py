@@ -240,11 +240,16 @@ def _from_view(widget: Microphone, content: dict, buffers: list | None = None) -
                         "buffers": [memoryview(b) for b in buffers or []]})
 
 
-def _record(mic: Microphone, samples: np.ndarray, *, frame: int = 480) -> None:
-    _from_view(mic, {"type": "started", "device": "Fake Default Audio Input", "rate": 48000})
-    for k, i in enumerate(range(0, samples.size, frame)):
-        _from_view(mic, {"type": "pcm", "seq": k}, [samples[i:i + frame].astype("<i2").tobytes()])
-    _from_view(mic, {"type": "stopped", "samples": int(samples.size)})
+def _record(mic: Microphone, samples: np.ndarray, *, frame: int = 480, swap: bool = False) -> None:
+    """What microphone.js sends: started, numbered frames, and stopped with the last (partial) frame."""
+    _from_view(mic, {"type": "started", "device": "Fake Default Audio Input", "rate": 48000}, [b""])
+    starts = list(range(0, samples.size, frame))
+    msgs = [({"type": "pcm", "seq": k}, samples[i:i + frame]) for k, i in enumerate(starts[:-1])]
+    msgs.append(({"type": "stopped", "seq": len(starts) - 1, "samples": int(samples.size)}, samples[starts[-1]:]))
+    if swap:  # the front end may deliver a frame after the next one
+        msgs[1], msgs[2] = msgs[2], msgs[1]
+    for content, part in msgs:
+        _from_view(mic, content, [part.astype("<i2").tobytes()])
 
 
 class TestMicrophoneWidget:
@@ -268,6 +273,13 @@ class TestMicrophoneWidget:
                                                                            audio.n_samples)
         assert mic.state == "stopped" and mic.recordings == [source]
         assert mic.captured_ms == pytest.approx(audio.duration_ms)
+
+    def test_frames_that_overtake_each_other_are_put_back_in_order(self) -> None:
+        mic = Microphone()
+        samples = np.arange(4800, dtype=np.int16)
+        _record(mic, samples, swap=True)
+        assert np.array_equal(mic.recordings[0].audio().samples, samples)
+        assert mic.recordings[0].ended and mic.state == "stopped"
 
     def test_python_hears_of_progress_a_few_times_a_second_not_per_frame(self, recording_comm: list) -> None:
         mic = Microphone()
@@ -311,8 +323,8 @@ class TestMicrophoneWidget:
         mic = Microphone()
         _from_view(mic, {"type": "started", "device": "", "rate": 48000})
         _from_view(mic, {"type": "pcm", "seq": 0}, [np.zeros(480, "<i2").tobytes()])
-        with pytest.warns(RuntimeWarning, match="sent 960 samples but 480 arrived"):
-            _from_view(mic, {"type": "stopped", "samples": 960})
+        with pytest.warns(RuntimeWarning, match="sent 1440 samples but 960 arrived"):
+            _from_view(mic, {"type": "stopped", "seq": 1, "samples": 1440}, [np.zeros(480, "<i2").tobytes()])
 
     def test_one_run_per_source(self) -> None:
         mic = Microphone()

@@ -3,7 +3,8 @@
 Layer: views (the widget) over audio (:class:`rtlab.livesource.PushSource`). The ES module
 ``static/microphone.js`` asks for the microphone (``getUserMedia``), runs an AudioWorklet
 (``static/microphone_worklet.js``) that mixes to mono and resamples to 24 kHz with a windowed-sinc filter, and
-sends every 20 ms frame as a binary custom message ``{"type": "pcm", "seq": n}`` with one buffer (never base64).
+sends every 20 ms frame as a binary custom message ``{"type": "pcm", "seq": n}`` with one buffer (never base64);
+the last frame travels with ``{"type": "stopped", "seq": n, "samples": total}``.
 Python cuts the frames into :class:`rtlab.audio.Chunk` objects on one sample clock (:class:`MicrophoneSource`),
 which a run reads like any live source::
 
@@ -139,6 +140,8 @@ class Microphone(UpdatingStaticFallback, anywidget.AnyWidget):
         self._next: MicrophoneSource | None = None
         self._current: MicrophoneSource | None = None
         self._published_ms = 0.0
+        self._expect = 0  # seq of the next frame of the current recording
+        self._held: dict[int, tuple[dict, list[bytes]]] = {}
         self.on_msg(self._on_custom_msg)
 
     # -- sources ------------------------------------------------------------------------------------
@@ -182,10 +185,16 @@ class Microphone(UpdatingStaticFallback, anywidget.AnyWidget):
         kind = content.get("type")
         if kind == "started":
             self._begin(str(content.get("device") or ""), int(content.get("rate") or 0))
-        elif kind == "pcm":
-            self._receive(buffers)
-        elif kind == "stopped":
-            self._finish(content.get("samples"))
+        elif kind in ("pcm", "stopped"):
+            # frames are numbered; put any that overtook another back in order
+            seq = content.get("seq")
+            self._held[int(seq) if isinstance(seq, int) else self._expect] = (content, [bytes(b) for b in buffers])
+            while self._expect in self._held:
+                msg, bufs = self._held.pop(self._expect)
+                self._expect += 1
+                self._receive(bufs)
+                if msg.get("type") == "stopped":
+                    self._finish(msg.get("samples"))
         elif kind == "error":
             self._fail(str(content.get("name") or "Error"), str(content.get("message") or ""))
 
@@ -198,17 +207,19 @@ class Microphone(UpdatingStaticFallback, anywidget.AnyWidget):
         self._current = src
         self.recordings.append(src)
         self._published_ms = 0.0
+        self._expect, self._held = 0, {}
         with self.hold_sync():
             self.state, self.error, self.error_name = "recording", "", ""
             self.device, self.device_rate, self.captured_ms = device, rate, 0.0
 
-    def _receive(self, buffers: list[Any]) -> None:
+    def _receive(self, buffers: list[bytes]) -> None:
         src = self._current
         if src is None or src.ended:
             return  # a frame after stop: nothing is reading it
         for buf in buffers:
-            src.push(bytes(buf))
-            src.frames += 1
+            if buf:
+                src.push(buf)
+                src.frames += 1
         ms = src.captured_ms
         if ms - self._published_ms >= 250:  # at most 4 updates per second travel back to the view
             self._published_ms = ms

@@ -1,6 +1,8 @@
 // rtlab Microphone view: Start/Stop, a level meter, seconds captured; the browser's microphone as PCM16 frames.
 // getUserMedia -> MediaStreamSource -> AudioWorklet (text in the `worklet` trait) -> binary custom messages
 // {type: "pcm", seq} with one ArrayBuffer each (never base64). Errors get the text of `help_texts[name]`.
+// Every message carries a buffer (empty when it has no audio): in the front end, messages with buffers can be
+// overtaken by messages without, and Python must see started, the frames and stopped in order.
 // Plain ES module, no imports: works offline in JupyterLab 4 and VS Code.
 
 function explain(model, name, detail) {
@@ -60,7 +62,7 @@ function render({ model, el }) {
     root.dataset.errorName = name;
     setState("error");
     showStatus();
-    model.send({ type: "error", name, message: String(detail || "") });
+    model.send({ type: "error", name, message: String(detail || "") }, undefined, [new ArrayBuffer(0)]);
   };
   const release = () => {
     if (!cap) return;
@@ -86,7 +88,8 @@ function render({ model, el }) {
     }
     let stream;
     try {
-      stream = await md.getUserMedia({ audio: { channelCount: 1, echoCancellation: true, noiseSuppression: false,
+      // the raw signal: no echo cancellation, noise suppression or gain control between the speaker and the model
+      stream = await md.getUserMedia({ audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false,
                                                 autoGainControl: false }, video: false });
     } catch (e) {
       fail((e && e.name) || "Error", e && e.message);
@@ -115,17 +118,20 @@ function render({ model, el }) {
           level.style.width = Math.min(100, Math.round(100 * Math.sqrt(d.peak))) + "%";
           showStatus();
         } else if (d.type === "flushed") {
-          model.send({ type: "stopped", samples: cap.sent });
+          // every message carries a buffer: messages with buffers and without may overtake each other
+          cap.sent += d.pcm.byteLength / 2;
+          model.send({ type: "stopped", seq: cap.seq++, samples: cap.sent }, undefined, [d.pcm]);
           release();
           level.style.width = "0%";
           setState("stopped");
           showStatus();
         }
       };
+      const track = stream.getAudioTracks()[0];
+      model.send({ type: "started", device: (track && track.label) || "", rate: ctx.sampleRate }, undefined,
+                 [new ArrayBuffer(0)]);
       source.connect(node);
       if (ctx.state !== "running") await ctx.resume();
-      const track = stream.getAudioTracks()[0];
-      model.send({ type: "started", device: (track && track.label) || "", rate: ctx.sampleRate });
       setState("recording");
       showStatus();
     } catch (e) {
@@ -159,7 +165,7 @@ function render({ model, el }) {
     model.off("msg:custom", onMsg);
     model.off("change:captured_ms", onCaptured);
     if (cap && root.dataset.state === "recording") {
-      model.send({ type: "stopped", samples: cap.sent });
+      model.send({ type: "stopped", seq: cap.seq++, samples: cap.sent }, undefined, [new ArrayBuffer(0)]);
       release();
     }
   };

@@ -49,6 +49,7 @@ class RtlabPcmProcessor extends AudioWorkletProcessor {
     this.outLen = 0;
     this.peak = 0;
     this.flushing = false;
+    this.done = false;
     this.port.onmessage = (e) => { if (e.data && e.data.type === "flush") this.flushing = true; };
   }
 
@@ -118,11 +119,15 @@ class RtlabPcmProcessor extends AudioWorkletProcessor {
       if (input.length > 1) for (let i = 0; i < frames; i++) mono[i] /= input.length;
       this.append(mono);
     }
+    if (this.done) return false;
     if (this.flushing) {
+      // the last samples travel with the end marker, so nothing can arrive after it
       this.resample(true);
-      this.post();
-      this.port.postMessage({ type: "flushed" });
-      return false; // done: the node stops processing
+      const pcm = this.out.slice(0, this.outLen);
+      this.outLen = 0;
+      this.port.postMessage({ type: "flushed", pcm: pcm.buffer }, [pcm.buffer]);
+      this.done = true;
+      return false; // the node may be collected once disconnected
     }
     this.resample(false);
     return true;
