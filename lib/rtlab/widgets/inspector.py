@@ -252,13 +252,14 @@ def counts_png(frame: pd.DataFrame, *, total: int, max_types: int = 24, dpi: int
     title = f"EventInspector: {len(frame)} of {total} events shown"
     fig.text(0.01, 1 - 0.12 / fig.get_figheight(), title, fontsize=10, weight="bold", va="top")
     if len(counts):
-        ax = fig.add_axes((0.36, 0.02, 0.63, 1 - 0.45 / fig.get_figheight()))
+        bottom = 0.3 / fig.get_figheight() if more else 0.1 / fig.get_figheight()
+        ax = fig.add_axes((0.37, bottom, 0.62, 1 - 0.42 / fig.get_figheight() - bottom))
         ax.axis("off")
+        # the row labels (event types) sit left of the axes, the counts fill them exactly
         table = ax.table(cellText=counts.to_numpy().astype(str).tolist(), rowLabels=list(counts.index),
-                         colLabels=[str(c) for c in counts.columns], loc="upper left", cellLoc="right")
+                         colLabels=[str(c) for c in counts.columns], cellLoc="right", bbox=(0, 0, 1, 1))
         table.auto_set_font_size(False)
         table.set_fontsize(7.5)
-        table.scale(1, 0.95)
     if more:
         fig.text(0.01, 0.01, f"… and {more} more event types", fontsize=8, color="#6e7781")
     return figure_png(fig)
