@@ -531,3 +531,76 @@ class TestLiveView:
             LiveView(object())
         with pytest.raises(ValueError, match="max_rate_hz"):
             LiveView(MemoryEventLog(), max_rate_hz=0)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Static fallbacks: what GitHub and nbviewer show from a saved notebook
+# ------------------------------------------------------------------------------------------------------------
+def _png_of(bundle: Any) -> bytes:
+    import base64
+
+    data, _ = bundle
+    assert "application/vnd.jupyter.widget-view+json" in data  # the live view is still there
+    png = base64.b64decode(data["image/png"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    return png
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    import struct
+
+    return struct.unpack(">II", png[16:24])  # IHDR width, height
+
+
+class TestStaticFallbacks:
+    def test_inspector_saves_a_picture_of_its_counts(self, log: Any) -> None:
+        ins = EventInspector(log)
+        data, _ = ins._repr_mimebundle_()
+        png = _png_of((data, {}))
+        assert data["text/plain"].startswith("<EventInspector") and len(png) > 3000
+        ins.sources = ["in-session"]  # the picture follows the filters
+        assert ins.static_png() != png
+
+    def test_inspect_box_saves_both_pictures_stacked(self, log: Any) -> None:
+        box = inspect(log, audio=None)
+        png = _png_of(box._repr_mimebundle_())
+        w, h = _png_size(png)
+        tw, th = _png_size(box.timeline.to_png())
+        iw, ih = _png_size(box.inspector.static_png())
+        assert (w, h) == (max(tw, iw), th + ih)
+        assert "<Timeline" in box._repr_mimebundle_()[0]["text/plain"]
+
+    def test_live_view_saves_its_transcripts(self) -> None:
+        log = MemoryEventLog()
+        view = LiveView(log)
+        empty = _png_of(view._repr_mimebundle_())
+        log.record("server", "in-session", {"type": "conversation.item.input_audio_transcription.completed",
+                                            "item_id": "a", "transcript": "hello there"}, audio_ms=0)
+        full = _png_of(view._repr_mimebundle_())
+        assert full != empty and _png_size(full)[1] >= _png_size(empty)[1]
+
+    def test_live_view_redraws_its_saved_picture_when_it_stops(self) -> None:
+        from IPython.core.interactiveshell import InteractiveShell
+        from IPython.utils.capture import capture_output
+
+        InteractiveShell.instance()
+        log = MemoryEventLog()
+        view = LiveView(log)
+        with capture_output() as cap:
+            view._ipython_display_()  # what IPython calls to show it
+            log.record("server", "sidecar:local", {"type": "conversation.item.input_audio_transcription.completed",
+                                                   "item_id": "a", "transcript": "the final words"}, audio_ms=0)
+            view.stop()
+        first, last = cap.outputs
+        assert (first.update, last.update) == (False, True)
+        assert first.transient["display_id"] == last.transient["display_id"]  # redrawn in place
+        assert "the final words" not in first.data.get("text/html", "")
+        assert "the final words" in last.data["text/html"] and "image/png" in last.data
+        assert last.data["image/png"] != first.data["image/png"]
+
+    def test_a_failing_picture_never_breaks_the_widget(self, log: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        tl = Timeline(log, audio=None)
+        monkeypatch.setattr(tl, "to_png", lambda **_: (_ for _ in ()).throw(RuntimeError("no fonts")))
+        data, _ = tl._repr_mimebundle_()
+        assert "image/png" not in data and "static picture failed: RuntimeError: no fonts" in data["text/plain"]
+        assert "application/vnd.jupyter.widget-view+json" in data

@@ -9,14 +9,9 @@ selecting a row in the inspector highlights the event in the timeline (through t
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,8 +20,9 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-CHROMIUM = Path("/usr/bin/chromium")
 sys.path.insert(0, str(HERE / "browser_fixtures"))
+
+from lab import CHROMIUM, jupyter_lab, launch_chromium, notebook_url, open_notebook  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -36,34 +32,11 @@ if not CHROMIUM.exists():
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="pip package playwright is not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url: str, proc: subprocess.Popen, log_path: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"jupyter lab exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)  # polling a server that is starting, not ordering events
-    raise TimeoutError(f"jupyter lab did not answer {url} in {timeout} s:\n{log_path.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     from synthetic import write_fixture_log
 
     root = tmp_path_factory.mktemp("lab")
-    work = root / "nb"
-    work.mkdir()
     log, load_code = write_fixture_log(root / "log", seconds=24.0, turns=4, seed=3)
     sel_path = root / "selection.json"
     nb = nbformat.v4.new_notebook()
@@ -78,61 +51,20 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         nbformat.v4.new_code_cell("ins = EventInspector(log, timeline=tl, height=220)\nins"),
         nbformat.v4.new_code_cell("tl2 = Timeline(log, sources=['in-session'], audio='segments')\ntl2"),
     ]
-    nbformat.write(nb, work / "widgets.ipynb")
-
-    token = secrets.token_hex(16)
-    port = _free_port()
-    env = dict(os.environ)
-    for var, sub in (("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTER_CONFIG_DIR", "config"),
-                     ("JUPYTER_DATA_DIR", "data"), ("IPYTHONDIR", "ipython")):
-        (root / sub).mkdir()
-        env[var] = str(root / sub)
-    env["JUPYTER_PLATFORM_DIRS"] = "1"
-    # no "get Jupyter news?" toast over the screenshots
-    notif = root / "settings" / "@jupyterlab" / "apputils-extension"
-    notif.mkdir(parents=True)
-    (notif / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-    server_log = root / "server.log"
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True",
-           f"--LabApp.user_settings_dir={root / 'settings'}", f"--LabApp.workspaces_dir={root / 'workspaces'}",
-           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")  # CI containers run as root
-    with server_log.open("w") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=work)
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/api/status?token={token}", proc, server_log)
-        yield {"url": f"http://127.0.0.1:{port}/lab/tree/widgets.ipynb?reset&token={token}", "log": log,
-               "selection_path": sel_path, "root": root}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with jupyter_lab(root) as server:
+        nbformat.write(nb, server["work"] / "widgets.ipynb")
+        yield {"url": notebook_url(server, "widgets.ipynb"), "log": log, "selection_path": sel_path, "root": root}
 
 
 @pytest.fixture(scope="module")
 def page(lab: dict) -> Iterator[object]:
     with playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"])
+        browser = launch_chromium(pw)
         try:
             pg = browser.new_page(viewport={"width": 1500, "height": 1100})
             errors: list[str] = []
             pg.on("pageerror", lambda exc: errors.append(str(exc)))
-            pg.goto(lab["url"])
-            pg.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
-                                 "&& window.jupyterapp.shell.currentWidget.sessionContext "
-                                 "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
-                                 "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel "
-                                 "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status "
-                                 "=== 'idle'", timeout=90_000)
-            pg.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            open_notebook(pg, lab["url"])
             pg.wait_for_selector(".rtl-timeline[data-ready='1']", timeout=90_000)
             pg.wait_for_selector(".rtl-inspector[data-match-count]", timeout=60_000)
             pg.wait_for_function("() => document.querySelectorAll('.rtl-timeline').length === 2 "

@@ -164,26 +164,53 @@ def canonical_event_name(name: str) -> str:
 
 
 # -- roles: what an event means for a timeline, whatever its protocol family --------------------------------------
-#: event type (canonical name) -> role. Views (widgets, plots) draw by role, so every family shows the same way.
-#: Roles: ``delta`` (a piece of input transcript), ``final`` (a turn's final input transcript), ``failed``,
-#: ``error``, ``response_started`` / ``response_done`` (assistant output), ``output_text`` (assistant transcript).
+#: event type (canonical name) -> role. Views (widgets, plots) draw by role, so every family shows the same way:
+#: ``speech_start`` / ``speech_stop`` (the source's own VAD), ``commit``, ``partial`` (a piece of input
+#: transcript), ``final`` (a turn's final input transcript), ``error`` (errors and failed transcriptions),
+#: ``response_start`` / ``response_end`` (assistant output), ``output`` (assistant audio or transcript).
 EVENT_ROLES: MappingProxyType[str, str] = MappingProxyType({
-    # Realtime
-    TR_DELTA: "delta",
+    # Realtime sessions (voice and transcription)
+    SPEECH_STARTED: "speech_start",
+    SPEECH_STOPPED: "speech_stop",
+    COMMITTED: "commit",
+    TR_DELTA: "partial",
     TR_COMPLETED: "final",
-    TR_FAILED: "failed",
+    TR_FAILED: "error",
+    RESPONSE_CREATED: "response_start",
+    RESPONSE_DONE: "response_end",
+    OUTPUT_AUDIO_DELTA: "output",
+    OUTPUT_AUDIO_TRANSCRIPT_DELTA: "output",
+    OUTPUT_TEXT_DELTA: "output",
     ERROR: "error",
     HANDSHAKE_FAILED: "error",
-    RESPONSE_CREATED: "response_started",
-    RESPONSE_DONE: "response_done",
-    # the local engine
-    LOCAL_PARTIAL: "delta",
+    # the local engine (rtlab.engines.pipeline, as the local sidecar records it)
+    LOCAL_SPEECH_STARTED: "speech_start",
+    LOCAL_SPEECH_STOPPED: "speech_stop",
+    LOCAL_PARTIAL: "partial",
     LOCAL_FINAL: "final",
-    # GPT-Live and translation sessions (documented: openai SDK 3.57 openai/types/live, realtime translations)
-    "session.input_transcript.delta": "delta",
-    "session.output_transcript.delta": "output_text",
-    # Azure Speech (the SDK's recognizer events as rtlab records them)
-    "azure_speech.transcribing": "delta",
+    # Azure Speech (the SDK's ConversationTranscriber / SpeechRecognizer events, as rtlab records them)
+    "azure_speech.speech_start_detected": "speech_start",
+    "azure_speech.speech_end_detected": "speech_stop",
+    "azure_speech.transcribing": "partial",
+    "azure_speech.recognizing": "partial",
     "azure_speech.transcribed": "final",
+    "azure_speech.recognized": "final",
     "azure_speech.canceled": "error",
+    # translation sessions and GPT-Live (openai SDK 3.57: realtime translations, openai.types.live)
+    "session.input_transcript.delta": "partial",
+    "session.output_transcript.delta": "output",
+    "session.output_audio.delta": "output",
 })
+
+#: Out-of-band transcripts arrive as response text: for out-of-band sources these rows win over EVENT_ROLES.
+OOB_ROLES: MappingProxyType[str, str] = MappingProxyType({
+    OUTPUT_TEXT_DELTA: "partial",
+    OUTPUT_TEXT_DONE: "final",
+})
+
+
+def role_of(event_type: str, source: str = "") -> str | None:
+    """The role of an event type (``None``: not drawn); out-of-band sources read their text as transcript."""
+    if source.endswith("oob") and event_type in OOB_ROLES:
+        return OOB_ROLES[event_type]
+    return EVENT_ROLES.get(event_type)

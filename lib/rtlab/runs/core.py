@@ -22,16 +22,18 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from rtlab.audio import Audio, AudioClock, Chunk
+from rtlab.errors import ConfigError
+from rtlab.livesource import LiveSource, is_live_source
 from rtlab.log import EventLog
 
 __all__ = [
     "IN_SESSION", "SIDECAR_AZURE_SPEECH", "SIDECAR_LOCAL", "SIDECAR_OOB", "SIDECAR_TRANSCRIPTION", "Leg",
-    "LegState", "LiveSource", "Run", "RunOptions", "arun_legs", "open_log", "run_sync",
+    "LegState", "Run", "RunOptions", "arun_legs", "open_log", "run_sync",
 ]
 
 logger = logging.getLogger("rtlab.runs")
@@ -129,17 +131,6 @@ class Leg:
             pass
 
 
-class LiveSource(Protocol):
-    """Audio that arrives as it is captured (e.g. the browser microphone): chunks on one sample clock."""
-
-    sample_rate: int
-    fmt: str
-
-    def __aiter__(self) -> AsyncIterator[Chunk]: ...
-
-    def audio(self) -> Audio: ...
-
-
 class Run:
     """One audio source fed to several legs on one clock, into one :class:`~rtlab.log.EventLog`."""
 
@@ -177,10 +168,21 @@ class Run:
     async def _chunks(self) -> AsyncIterator[Chunk]:
         from rtlab.audio import chunks, concat, pace, silence
 
-        if not isinstance(self.audio, Audio):  # a live source: chunks flow as captured, stamped on the clock
+        if is_live_source(self.audio):
+            # Chunks flow as they are captured, stamped on the clock as they arrive (no pacing); then tail_ms of
+            # silence, paced, so server VAD can close the last turn.
+            index = offset = 0
             async for chunk in self.audio:
                 self.clock.stamp(chunk)
+                index, offset = chunk.index + 1, chunk.offset_samples + chunk.n_samples
                 yield chunk
+            if self.options.tail_ms:
+                tail = chunks(silence(self.options.tail_ms, sample_rate=self.audio.sample_rate),
+                              chunk_ms=self.options.chunk_ms, fmt=self.fmt)
+                after = (Chunk(index + c.index, offset + c.offset_samples, c.n_samples, c.sample_rate, c.fmt,
+                               c.payload) for c in tail)
+                async for chunk in pace(after, speed=self.options.speed, clock=self.clock):
+                    yield chunk
             return
         audio = self.audio
         if self.options.tail_ms:
@@ -244,7 +246,11 @@ async def arun_legs(audio: Audio | LiveSource | str | Path, legs: list[Leg], *, 
     from rtlab.audio import load
 
     options = options or RunOptions()
-    if isinstance(audio, (str, Path)):
+    if is_live_source(audio):
+        if audio.fmt != fmt:
+            raise ConfigError(f"the live source yields {audio.fmt!r} audio but the sessions take {fmt!r}",
+                              field="input_format", fix=f"make the source with fmt={fmt!r}")
+    elif isinstance(audio, (str, Path)):
         audio = load(audio)
     meta = dict(meta or {})
     meta.setdefault("audio", str(getattr(audio, "path", "") or ""))

@@ -15,7 +15,7 @@ a :class:`~rtlab.errors.ConfigError` naming the fix (:func:`rtlab.protocol.live.
 Example
 -------
 >>> from rtlab.targets import Target                                                   # doctest: +SKIP
-    >>> from rtlab.runs import arun_legs, RunOptions                                   # doctest: +SKIP
+>>> from rtlab.runs import arun_legs, RunOptions                                       # doctest: +SKIP
 >>> leg = LiveLeg(Target.local(), LiveConfig(model="gpt-live-1"))                      # doctest: +SKIP
 >>> log = await arun_legs("data/clips/short.wav", [leg], options=RunOptions(speed=2))  # doctest: +SKIP
 """

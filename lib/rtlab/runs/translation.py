@@ -14,7 +14,7 @@ event goes into the run's EventLog under the source label ``sidecar:translate:LA
 
 Example
 -------
-    >>> from rtlab.runs import arun_legs, RunOptions                             # doctest: +SKIP
+>>> from rtlab.runs import arun_legs, RunOptions                                 # doctest: +SKIP
 >>> leg = TranslationSidecar("es").leg(Target.local("http://127.0.0.1:8765"))    # doctest: +SKIP
 >>> log = await arun_legs("data/clips/short.wav", [leg], options=RunOptions(speed=2))   # doctest: +SKIP
 """

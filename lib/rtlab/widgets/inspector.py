@@ -23,6 +23,7 @@ import pandas as pd
 import traitlets as t
 
 from . import payload as P
+from .fallback import StaticFallback, figure_png, stack_png
 from .timeline import Timeline, _frame_of
 
 _STATIC = Path(__file__).parent / "static"
@@ -35,7 +36,7 @@ def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     return codes.astype(np.int32), [str(u) for u in uniques]
 
 
-class EventInspector(anywidget.AnyWidget):
+class EventInspector(StaticFallback, anywidget.AnyWidget):
     """A filterable table of a session's events and the selected event's JSON.
 
     Parameters
@@ -232,6 +233,38 @@ class EventInspector(anywidget.AnyWidget):
                 f"{head.to_html(index=False, border=0, float_format=lambda v: f'{v:.0f}')}</div>")
 
 
+    def static_png(self, *, max_types: int = 24, dpi: int = 90) -> bytes:
+        """A picture of the filtered events: how many of each type per source (the saved static view)."""
+        return counts_png(self.filtered, total=len(self._frame), max_types=max_types, dpi=dpi)
+
+
+def counts_png(frame: pd.DataFrame, *, total: int, max_types: int = 24, dpi: int = 90) -> bytes:
+    """Events per type (rows) and source (columns) as a table picture, busiest types first."""
+    from matplotlib.figure import Figure
+
+    counts = frame.groupby(["type", "source"], sort=False).size().unstack(fill_value=0)
+    if len(counts):
+        counts = counts.loc[counts.sum(axis=1).sort_values(ascending=False, kind="stable").index]
+    more = max(0, len(counts) - max_types)
+    counts = counts.head(max_types)
+    n_rows = len(counts) + 1
+    fig = Figure(figsize=(11, 0.7 + 0.21 * n_rows), dpi=dpi)
+    title = f"EventInspector: {len(frame)} of {total} events shown"
+    fig.text(0.01, 1 - 0.12 / fig.get_figheight(), title, fontsize=10, weight="bold", va="top")
+    if len(counts):
+        bottom = 0.3 / fig.get_figheight() if more else 0.1 / fig.get_figheight()
+        ax = fig.add_axes((0.37, bottom, 0.62, 1 - 0.42 / fig.get_figheight() - bottom))
+        ax.axis("off")
+        # the row labels (event types) sit left of the axes, the counts fill them exactly
+        table = ax.table(cellText=counts.to_numpy().astype(str).tolist(), rowLabels=list(counts.index),
+                         colLabels=[str(c) for c in counts.columns], cellLoc="right", bbox=(0, 0, 1, 1))
+        table.auto_set_font_size(False)
+        table.set_fontsize(7.5)
+    if more:
+        fig.text(0.01, 0.01, f"… and {more} more event types", fontsize=8, color="#6e7781")
+    return figure_png(fig)
+
+
 def _isnan(v: Any) -> bool:
     return isinstance(v, float) and v != v
 
@@ -296,14 +329,30 @@ def link(timeline: Timeline, inspector: EventInspector) -> Callable[[], None]:
 
 
 def inspect(log: Any, *, sources: list[str] | None = None, height: int = 320, **timeline_kwargs: Any
-            ) -> ipywidgets.VBox:
+            ) -> InspectBox:
     """A :class:`Timeline` above an :class:`EventInspector`, linked; ``box.timeline`` / ``box.inspector``."""
     frame = _frame_of(log) if not hasattr(log, "input_audio") else None
     timeline = Timeline(log, sources=sources, **timeline_kwargs)
     inspector = EventInspector(frame if frame is not None else log, timeline=timeline, height=height)
     if sources:
         inspector.sources = list(sources)
-    box = ipywidgets.VBox([timeline, inspector])
-    box.timeline = timeline
-    box.inspector = inspector
-    return box
+    return InspectBox(timeline, inspector)
+
+
+class InspectBox(StaticFallback, ipywidgets.VBox):
+    """A :class:`Timeline` above its linked :class:`EventInspector` (``box.timeline``, ``box.inspector``); its
+    saved picture is both widgets' pictures, one above the other."""
+
+    def __init__(self, timeline: Timeline, inspector: EventInspector, **kwargs: Any) -> None:
+        super().__init__([timeline, inspector], **kwargs)
+        self.timeline = timeline
+        self.inspector = inspector
+
+    def static_png(self) -> bytes:
+        return stack_png([self.timeline.to_png(), self.inspector.static_png()])
+
+    def static_text(self) -> str:
+        return f"{self.timeline!r}\n{self.inspector!r}"
+
+    def __repr__(self) -> str:
+        return f"<InspectBox {self.timeline!r} + {self.inspector!r}>"

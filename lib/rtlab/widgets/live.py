@@ -21,6 +21,7 @@ import numpy as np
 import traitlets as t
 
 from ..protocol import canonical_event_name
+from .fallback import UpdatingStaticFallback, transcripts_png
 
 _STATIC = Path(__file__).parent / "static"
 
@@ -70,7 +71,7 @@ def _field(rec: Any, name: str) -> Any:
     return getattr(rec, name, None)
 
 
-class LiveView(anywidget.AnyWidget):
+class LiveView(UpdatingStaticFallback, anywidget.AnyWidget):
     """Transcripts per source and an event count that fill in while a session records into ``log``.
 
     Parameters
@@ -205,9 +206,14 @@ class LiveView(anywidget.AnyWidget):
             self._unsubscribe = None
         self.flush()
         self.done = True
+        self.update_static()  # the saved notebook keeps the final transcripts, not the empty first picture
 
     def __repr__(self) -> str:
         return f"<LiveView {self._count} events, {len(self._state)} sources>"
+
+    def static_png(self) -> bytes:
+        """A picture of the transcripts so far, one column per source (saved beside the widget view)."""
+        return transcripts_png(self.transcripts, self.event_count, done=self.done)
 
     def _repr_html_(self) -> str:
         """Static rendering: the transcripts so far, one column per source."""

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rtlab.protocol.events import EVENT_ROLES, OUTPUT_AUDIO_FIELDS
+from rtlab.protocol.events import OUTPUT_AUDIO_FIELDS, role_of
 
 #: Tier names, in the order the timeline draws them within a source.
 TIERS: tuple[str, ...] = ("vad", "item", "delta", "completed", "response", "error")
@@ -335,12 +335,12 @@ def build_spans(frame: pd.DataFrame, turns: pd.DataFrame, *, end_ms: float | Non
 
     # Ticks by role.
     server = frame[(frame["direction"] == "server").to_numpy()]
-    roles = server["type"].astype(str).map(EVENT_ROLES)
+    roles = [role_of(t, s) for t, s in zip(server["type"].astype(str), server["source"].astype(str), strict=True)]
     events = server["event"].array
     responses: dict[tuple[str, str], tuple[float, int]] = {}
     finals = {(str(t.source), str(t.item_id)): t.transcript for t in turns.itertuples(index=False)}
     for i, (role, seq, at, source, item_id, rid) in enumerate(zip(
-            roles.tolist(), server["seq"].tolist(), server["audio_ms"].tolist(), server["source"].astype(str).tolist(),
+            roles, server["seq"].tolist(), server["audio_ms"].tolist(), server["source"].astype(str).tolist(),
             server["item_id"].tolist(), server["response_id"].tolist(), strict=True)):
         if not isinstance(role, str):
             continue
@@ -348,18 +348,18 @@ def build_spans(frame: pd.DataFrame, turns: pd.DataFrame, *, end_ms: float | Non
         at = end_ms if at is None else at
         src = sources.index(source)
         key = (source, item_id if isinstance(item_id, str) else "")
-        if role in ("delta", "final"):
+        if role in ("partial", "final"):
             w = windows.get(key) or (max(0.0, at - _ERROR_PLAY_MS), at)
             # Delta texts are not drawn (ticks) and hover fetches the JSON: no decoding of tens of thousands.
-            add(src, "delta" if role == "delta" else "completed", at, at, w[0], w[1], int(seq), item_no(item_id),
+            add(src, "delta" if role == "partial" else "completed", at, at, w[0], w[1], int(seq), item_no(item_id),
                 label_no(finals.get(key)) if role == "final" else -1)
-        elif role == "response_started" and isinstance(rid, str):
+        elif role == "response_start" and isinstance(rid, str):
             responses[(source, rid)] = (at, int(seq))
-        elif role == "response_done" and isinstance(rid, str):
+        elif role == "response_end" and isinstance(rid, str):
             start = responses.pop((source, rid), None)
             if start is not None:
                 add(src, "response", start[0], at, start[0], at, start[1], -1)
-        elif role in ("error", "failed"):
+        elif role == "error":
             w = windows.get(key) or (max(0.0, at - _ERROR_PLAY_MS), at + _ERROR_PLAY_MS)
             ev = events[i]
             err = ev.get("error") if isinstance(ev, Mapping) else None

@@ -25,6 +25,7 @@ import traitlets as t
 
 from ..errors import RtlabError
 from . import payload as P
+from .fallback import StaticFallback
 from .live import LoopDispatch
 
 _STATIC = Path(__file__).parent / "static"
@@ -79,7 +80,7 @@ def collect_lanes(log: Any, frame: pd.DataFrame) -> list[P.Lane]:
     return lanes
 
 
-class Timeline(anywidget.AnyWidget):
+class Timeline(StaticFallback, anywidget.AnyWidget):
     """Waveforms and event tiers of a session on one audio clock.
 
     Parameters
@@ -350,15 +351,9 @@ class Timeline(anywidget.AnyWidget):
             self._png_cache = (key, render_png(self._lanes, self._spans, self.duration_ms, width=width, dpi=dpi))
         return self._png_cache[1]
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict, dict] | None:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data, meta = bundle if isinstance(bundle, tuple) else (bundle or {}, {})
-        data = dict(data)
-        try:
-            data["image/png"] = base64.b64encode(self.to_png()).decode()
-        except Exception as exc:  # a static picture must never break the live widget
-            data["text/plain"] = f"{self!r} (static picture failed: {exc})"
-        return data, meta
+    def static_png(self) -> bytes:
+        """The picture saved beside the widget view (see :class:`~rtlab.widgets.fallback.StaticFallback`)."""
+        return self.to_png()
 
     def to_html(self) -> str:
         """Static fallback: the PNG as an inline ``<img>`` (for reports and HTML exports)."""
