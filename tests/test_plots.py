@@ -136,14 +136,15 @@ class TestSwimlane:
             if source == "sidecar:oob":
                 done = server[(server["response_id"] == row["response_id"])
                               & (server["type"] == "response.output_text.done")]
+            elif source == "sidecar:local":  # the local engine records its own events (local.*)
+                done = server[(server["item_id"] == row["item_id"]) & (server["type"] == "local.final")]
             else:
                 done = server[(server["item_id"] == row["item_id"])
                               & (server["type"] == "conversation.item.input_audio_transcription.completed")]
             assert yy == y and x == pytest.approx(done["t_ms"].iloc[0] - zero)
             assert len(final.get_offsets()) == 1  # this turn's final only, no neighbour's
-            # (the turns table's final_after_eos_ms anchors each source on its *own* append of that chunk, recorded when
-            # that leg took it off its queue; under load that is later than the first send, so the swimlane,
-            # which puts every lane on the first send, reads a little longer than final_after_eos_ms for lagging legs)
+            # (the turns table anchors each source on its own append of that chunk; the swimlane puts every lane on
+            # the first send, so it can read a little longer for a leg that sent its copy later)
             assert x >= row["final_after_eos_ms"] - 1
         texts = {a.get_text() for a in ax.texts}
         assert set(second["transcript"].map(lambda t: t[:60])) <= {t.rstrip("…") for t in texts} | texts
@@ -206,9 +207,11 @@ class TestSwimlane:
         assert "The meeting starts at ten." in {a.get_text() for a in ax.texts}
 
     def test_roles_table(self) -> None:
-        assert plots.role_of("sidecar:oob", "response.output_text.delta") == "partial"
-        assert plots.role_of("in-session", "response.output_text.delta") == "output"  # an answer, not a transcript
-        assert plots.role_of("x", "session.updated") is None
+        from rtlab.protocol.events import role_of
+
+        assert role_of("response.output_text.delta", "sidecar:oob") == "partial"
+        assert role_of("response.output_text.delta", "in-session") == "output"  # an answer, not a transcript
+        assert role_of("session.updated", "x") is None
 
     def test_bad_input_names_the_problem(self, run) -> None:
         frame, turns = run

@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-from rtlab.subtitles import to_srt
+from rtlab.analysis.subtitles import to_srt
 
 from rtlab import SessionConfig, Target, TranscriptionSidecar, metrics, run_sidecar, teach
 from rtlab.analysis import turns as turns_of  # noqa: E402

@@ -649,8 +649,9 @@ class TestLeg:
         assert set(client[1:-1]) == {"session.input_audio_buffer.append"}
         server = frame[frame["direction"] == "server"]["type"].astype(str).tolist()
         assert server[:2] == ["session.created", "session.updated"] and server[-1] == "session.closed"
-        for event in frame[frame["direction"] == "server"]["event"]:
-            _validated(event)
+        server_rows = frame[frame["direction"] == "server"]
+        for event, source in zip(server_rows["event"], server_rows["source"].astype(str), strict=True):
+            _validated(log.as_sent(event, source))  # output audio is stored in a track: put it back to validate
         assert leg.state.closed and not leg.state.errors
 
     def test_normalizer_gives_one_comparable_row_per_turn(self, dialogue_run):

@@ -30,10 +30,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", choices=TARGETS, default="local",
                    help="where to connect (default: the embedded emulator)")
     p.add_argument("--in-session-model", default="gpt-realtime-whisper",
-                   help="transcription model inside the voice session (default: gpt-realtime-whisper)")
-    p.add_argument("--voice-model", default="gpt-realtime", help="voice-to-voice session model or deployment")
+                   help="transcription model inside the voice session (on Azure: a model or a deployment name; "
+                        "default: gpt-realtime-whisper)")
+    p.add_argument("--voice-model", default=None,
+                   help="voice session model or Azure deployment (default: gpt-realtime-2.1 on OpenAI, "
+                        "$AZURE_OPENAI_REALTIME_DEPLOYMENT on Azure); a GPT-Live model (gpt-live-1) runs a GPT-Live "
+                        "session")
     p.add_argument("--sidecar", action="append", metavar="SPEC",
-                   help="transcription[:MODEL] | local | oob (repeatable; default: all three)")
+                   help="transcription[:MODEL] | local | oob | azure-speech | translate:LANG (repeatable; default: "
+                        "transcription, local and oob)")
     p.add_argument("--references", type=Path, help="JSON {file name: [{text, start_s, end_s}, ...] or text}")
     p.add_argument("--speed", type=float, default=1.0, help="feed audio at this multiple of real time (default 1)")
     p.add_argument("--chunk-ms", type=int, default=40)
@@ -102,6 +107,20 @@ def _unique_stem(path: Path, paths: list[Path]) -> str:
     return path.stem if len(same) == 1 else f"{path.stem}-{same.index(path) + 1}"
 
 
+def model_notes(target: Any, voice_config: Any, sidecars: list | None) -> list[str]:
+    """What to know about the models a comparison uses, before it runs: a voice name that is neither a deployment
+    nor a model fails here (the message lists the deployments), and every announced shutdown date is shown."""
+    from .protocol.catalogue import retirement
+    from .runs import DEFAULT_SIDECARS, TranscriptionSidecar
+
+    voice = target.model_of(target.deployment_for(voice_config.model, kind="voice"))  # raises for an unknown name
+    models = [voice, target.model_of(getattr(voice_config.transcription, "model", None))]
+    for spec in (DEFAULT_SIDECARS if sidecars is None else sidecars):
+        if isinstance(spec, TranscriptionSidecar):
+            models.append(target.model_of(spec.model))
+    return [note for m in dict.fromkeys(models) if (note := retirement(m))]
+
+
 def format_summary(summary_df) -> str:
     cols = [c for c in ("source", "model", "n_turns", "wer", "final_after_eos_p50_ms", "final_after_eos_p95_ms",
                         "first_text_after_start_p50_ms", "first_text_before_eos_share", "cost_usd", "cost_basis")
@@ -130,12 +149,19 @@ def run(args: argparse.Namespace) -> int:
     references = load_references(args.references)
     target = make_target(args.target, seed=args.seed)
     voice_config = SessionConfig.realtime(model=args.voice_model, transcription=args.in_session_model)
+    for note in model_notes(target, voice_config, sidecars):
+        print(f"rtlab compare: note: {note}", file=sys.stderr)
     turns, logs = compare(args.audio, target=target, voice_config=voice_config, sidecars=sidecars,
                           out=args.out, references=references, speed=args.speed, chunk_ms=args.chunk_ms,
                           progress=not args.quiet and sys.stderr.isatty(), on_error=report_error)
     if not logs:
         print("rtlab compare: no file could be processed", file=sys.stderr)
         return 1
+    from .analysis.diagnose import diagnose
+
+    for name, log in logs:
+        for line in diagnose(log).lines():
+            print(f"rtlab compare: {name}: {line}", file=sys.stderr)
     written = write_outputs(turns, logs, args.out)
     print(format_summary(summary(turns)))
     print(f"\nreport: {written['report']}\nturns:  {written['turns']}")

@@ -406,7 +406,7 @@ def wer_by_condition(turns: pd.DataFrame, *, condition: str = "condition", sourc
     """
     from matplotlib.ticker import PercentFormatter
 
-    from .metrics import score_turns
+    from .analysis.metrics import score_turns
     from .stats import bootstrap_ci, corpus_wer
 
     _need(turns, ("source", "reference", "transcript"), "wer_by_condition")

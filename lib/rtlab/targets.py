@@ -46,6 +46,7 @@ from urllib.parse import urlencode, urlsplit
 from .auth import TokenProvider, TokenSource
 from .errors import TargetError
 from .protocol import DIALECTS
+from .protocol.deployments import parse_deployments
 from .secrets import Secret, install_redaction, mask, redact
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,35 +76,6 @@ _PROVIDER_DIALECTS: dict[str, tuple[str, ...]] = {
     "local": tuple(DIALECTS),
 }
 _TARGET_NAMES = ("local", "openai", "azure", "azure-preview")
-
-
-def parse_deployments(spec: str | Mapping[str, str] | None, *, source: str = "deployments") -> dict[str, str] | None:
-    """``"name=model,name2=model2"`` (or a mapping) as ``{deployment_name: model}``; None stays None.
-
-    A bare ``name`` maps to itself (a deployment named after its model).
-    """
-    if spec is None:
-        return None
-    if isinstance(spec, Mapping):
-        items = list(spec.items())
-    else:
-        items = []
-        for part in str(spec).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            name, sep, model = part.partition("=")
-            if not name.strip() or (sep and not model.strip()):
-                raise TargetError(f"{source}: {part!r} is not 'deployment=model'; expected e.g. "
-                                  "'my-whisper=gpt-realtime-whisper,my-4o=gpt-4o-transcribe'")
-            items.append((name.strip(), (model if sep else name).strip()))
-    out: dict[str, str] = {}
-    for name, model in items:
-        if not isinstance(name, str) or not isinstance(model, str) or not name or not model:
-            raise TargetError(f"{source}: deployment names and models must be non-empty strings, got {name!r}: "
-                              f"{model!r}")
-        out[name] = model
-    return out
 
 
 def _root_url(url: str, *, what: str, env: str | None, strip: tuple[str, ...] = ()) -> str:

@@ -143,7 +143,7 @@ def _text_column(turns: Any, col: str) -> list[str]:
 # 00 quickstart
 # --------------------------------------------------------------------------------------------------
 def _session_wer(session_wer: Any, *, turns: Any) -> str:
-    from . import metrics
+    from .analysis import metrics
 
     refs, hyps = _text_column(turns, "reference"), _text_column(turns, "transcript")
     want = metrics.wer(refs, hyps)
@@ -278,7 +278,7 @@ def _event_order(order: Any, *, server: Any, turns: Any) -> str:
 # 03 replay and inspect
 # --------------------------------------------------------------------------------------------------
 def _srt_cues(srt: Any, n_cues: Any, *, turns: Any) -> str:
-    from .subtitles import to_srt
+    from .analysis.subtitles import to_srt
 
     want = to_srt(turns, "sidecar:transcription")
     if not isinstance(srt, str):
@@ -338,7 +338,7 @@ def _no_secret_leaks(ticket: Any, *, fake_key: str, result: Any) -> str:
 # 05 latency and accuracy study
 # --------------------------------------------------------------------------------------------------
 def _condition_ratios(ratios: Any, *, turns: Any) -> str:
-    from . import metrics
+    from .analysis import metrics
 
     def corpus(group: Any) -> float:
         return metrics.wer(_text_column(group, "reference"), _text_column(group, "transcript"))

@@ -43,12 +43,14 @@ from typing import Any
 
 import pandas as pd
 
+from rtlab.protocol.usp import PRICE_MODEL
+
 from .metrics import normalize
 
 __all__ = ["AZURE_SPEECH_KIND", "AZURE_SPEECH_MODEL", "azure_speech_turn_rows"]
 
 AZURE_SPEECH_KIND = "azure-speech"
-AZURE_SPEECH_MODEL = "azure-speech"
+AZURE_SPEECH_MODEL = PRICE_MODEL
 _PREFIX = "azure_speech."
 _TICKS_PER_MS = 10_000
 _NAN = float("nan")

@@ -62,11 +62,92 @@ TURN_COLUMNS = [
 #: Protocol families a source can belong to.
 FAMILIES: tuple[str, ...] = ("realtime", "local", "live", "translation", "azure-speech")
 
-#: family -> normalizer(log, sources) -> list of Evidence. Families not listed have no turn rows yet.
-NORMALIZERS: dict[str, Callable[[EventLog, list[str]], list[Evidence]]] = {
+_ROW_KEYS = frozenset({"source", "item_id", "kind", "audio_start_ms", "audio_end_ms", "transcript", "status",
+                       "error", "t_speech_stopped_ms", "t_first_ms", "t_final_ms", "n_deltas", "n_revisions",
+                       "model", "usage", "speaker"})
+
+
+def _nan(v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return np.nan
+    return f
+
+
+def evidence_from_rows(rows: list[Mapping[str, Any]], first_row: int = 0) -> list[Evidence]:
+    """Turn evidence from the rows of a family normalizer written to the row contract (times in ms on the log
+    clock: ``t_speech_stopped_ms``, ``t_first_ms``, ``t_final_ms``; extra keys become extra columns)."""
+    out = []
+    for k, r in enumerate(rows):
+        d = Evidence(str(r["source"]), str(r["item_id"]), first_row + k, kind=str(r.get("kind") or "transcription"))
+        d.start_ms, d.end_ms = _nan(r.get("audio_start_ms")), _nan(r.get("audio_end_ms"))
+        d.t_stop = _nan(r.get("t_speech_stopped_ms")) / 1000.0
+        d.t_first = _nan(r.get("t_first_ms")) / 1000.0
+        d.t_final = _nan(r.get("t_final_ms")) / 1000.0
+        d.transcript = r.get("transcript")
+        d.status = str(r.get("status") or "pending")
+        d.error = r.get("error")
+        d.n_deltas, d.n_revisions = int(r.get("n_deltas") or 0), int(r.get("n_revisions") or 0)
+        d.model, d.usage, d.speaker = r.get("model"), r.get("usage"), r.get("speaker")
+        d.extra = {key: v for key, v in r.items() if key not in _ROW_KEYS}
+        out.append(d)
+    return out
+
+
+def _speech_turns(log: EventLog, references: list[dict]) -> pd.DataFrame | None:
+    """The speech turns a family without per-turn events is aligned to: the reference utterances when known."""
+    if not references:
+        return None
+    return pd.DataFrame([{"item_id": f"ref{k + 1}", "audio_start_ms": r["start_ms"], "audio_end_ms": r["end_ms"]}
+                         for k, r in enumerate(references)])
+
+
+def _per_source(rows_of: Callable[..., list[Mapping[str, Any]]]) -> Callable[..., list[Evidence]]:
+    """A normalizer over (log, sources) from a per-source row function ``rows_of(frame, source, log=, refs=)``."""
+
+    def normalize(log: EventLog, sources: list[str], references: list[dict] | None = None) -> list[Evidence]:
+        frame = log.to_frame()
+        out: list[Evidence] = []
+        for source in sources:
+            sub = frame[(frame["source"] == source).to_numpy()]
+            first = int(sub.index[0]) if len(sub) else 0
+            out += evidence_from_rows(rows_of(sub, source, log=log, refs=references or []), first)
+        return out
+
+    return normalize
+
+
+def _live_rows(frame: pd.DataFrame, source: str, *, log: EventLog, refs: list[dict]) -> list[Mapping[str, Any]]:
+    from .live import live_turn_rows
+
+    return live_turn_rows(frame, source, _speech_turns(log, refs), input_audio=log.input_audio())
+
+
+def _translation_rows(frame: pd.DataFrame, source: str, *, log: EventLog, refs: list[dict]
+                      ) -> list[Mapping[str, Any]]:
+    from .translation import translation_turn_rows
+
+    return translation_turn_rows(frame, source, _speech_turns(log, refs))
+
+
+def _azure_speech_rows(frame: pd.DataFrame, source: str, *, log: EventLog, refs: list[dict]
+                       ) -> list[Mapping[str, Any]]:
+    from .azure_speech import azure_speech_turn_rows
+
+    return azure_speech_turn_rows(frame, source)
+
+
+#: family -> normalizer(log, sources[, references]) -> list of Evidence.
+NORMALIZERS: dict[str, Callable[..., list[Evidence]]] = {
     "realtime": realtime_evidence,
     "local": local_evidence,
+    "live": _per_source(_live_rows),
+    "translation": _per_source(_translation_rows),
+    "azure-speech": _per_source(_azure_speech_rows),
 }
+#: Families whose turns are aligned to the speech turns of the run (they have no per-turn events of their own).
+_ALIGNED = frozenset({"live", "translation"})
 
 
 def register(family: str, normalizer: Callable[[EventLog, list[str]], list[Evidence]]) -> None:
@@ -174,7 +255,8 @@ def turns(log: EventLog, references: Sequence[Mapping[str, Any]] | Mapping[str, 
     for family in dict.fromkeys(fam.values()):
         normalizer = NORMALIZERS.get(family)
         if normalizer is not None:
-            evidence += normalizer(log, [s for s, f in fam.items() if f == family])
+            members = [s for s, f in fam.items() if f == family]
+            evidence += normalizer(log, members, refs) if family in _ALIGNED else normalizer(log, members)
     if not evidence:
         return _empty()
     order = {s: i for i, s in enumerate(log.sources)}

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(plus --api-key if given); a key in the api-key header is refused")
     parser.add_argument("--profile", default="openai",
                         help="provider profile: openai, azure, or a profile JSON saved by `rtlab probe`")
+    parser.add_argument("--deployment", action="append", default=None, metavar="NAME=MODEL",
+                        help="emulate an Azure resource with exactly these deployments (repeatable), e.g. "
+                             "--deployment prod-voice=gpt-realtime --deployment tx-whisper=gpt-realtime-whisper")
     parser.add_argument("--seed", type=int, default=None, help="make ids and outputs reproducible")
     parser.add_argument("--workers", type=int, default=1,
                         help="server processes sharing the port (default 1; use the number of cores for many "
@@ -102,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
 
     _check(args)
     profile = load_profile(args.profile)
+    if args.deployment:
+        from rtlab.protocol.deployments import parse_deployments
+
+        profile = profile.with_deployments(parse_deployments(",".join(args.deployment), source="--deployment"))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         sock = socket.create_server((args.host, args.port), backlog=1024)

@@ -69,8 +69,11 @@ __all__ = [
 Surface = Literal["realtime_ga", "realtime_beta", "transcription_ga", "transcription_beta"]
 SURFACES: tuple[str, ...] = ("realtime_ga", "realtime_beta", "transcription_ga", "transcription_beta")
 OUTCOMES: tuple[str, ...] = ("accepted", "error_event", "failed", "handshake_error")
-#: Request paths the emulator knows (OpenAI, Azure GA v1, Azure preview).
-ALL_PATHS: tuple[str, ...] = ("/v1/realtime", "/openai/v1/realtime", "/openai/realtime")
+#: Request paths the emulator knows: Realtime (OpenAI, Azure GA v1, Azure preview), translation and GPT-Live
+#: (OpenAI, Azure GA v1). Azure Speech paths (/speech/...) are always served: they are another service.
+ALL_PATHS: tuple[str, ...] = ("/v1/realtime", "/openai/v1/realtime", "/openai/realtime",
+                              "/v1/realtime/translations", "/openai/v1/realtime/translations",
+                              "/v1/live/sessions", "/openai/v1/live/sessions")
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,14 @@ class Profile:
     def provider(self) -> str:
         """``"azure"`` when the endpoint maps deployment names to models (or is named so), else ``"openai"``."""
         return "azure" if self.deployments is not None or "azure" in self.name else "openai"
+
+    def with_deployments(self, deployments: Mapping[str, str]) -> Profile:
+        """This profile as a resource with exactly ``deployments`` (``{name: model}``): rules written for models
+        apply to the deployments that serve them, and every other name is an unknown deployment."""
+        import dataclasses
+
+        return dataclasses.replace(self, deployments=MappingProxyType(dict(deployments)),
+                                   name=self.name if "azure" in self.name else f"{self.name}-deployments")
 
     def resolve_model(self, name: str | None) -> str | None:
         """The model behind a name: the mapped model for a deployment name, else the name itself."""

@@ -116,6 +116,64 @@ def _check_bearer(headers: Mapping[str, str], bearer_token: str, api_key: str | 
     return _BAD_TOKEN
 
 
+def _authorize(headers: Mapping[str, str], *, api_key: str | None, bearer_token: str | None) -> HttpRefusal | None:
+    """The key (or Entra ID token) check every OpenAI-style path shares; None when the request may go on."""
+    if bearer_token is not None:
+        refusal = _check_bearer(headers, bearer_token, api_key)
+        if refusal is not None:
+            return refusal
+        return None
+    presented = _presented_key(headers)
+    if not presented:
+        return HttpRefusal(401, "invalid_api_key", "Missing API key. Pass it as 'Authorization: Bearer KEY' or in "
+                           "the 'api-key' header.", type="invalid_request_error")
+    if api_key is not None and not hmac.compare_digest(presented.encode(), api_key.encode()):
+        return HttpRefusal(401, "invalid_api_key", "Incorrect API key provided.", type="invalid_request_error")
+    return None
+
+
+def route_any(path_and_query: str, headers: Mapping[str, str], *, profile: Profile, api_key: str | None = None,
+              bearer_token: str | None = None) -> Any:
+    """Route a WebSocket upgrade to one of the protocol families the emulator serves (pure: no I/O).
+
+    Azure Speech paths (``/speech/...``) go to :func:`rtlab.emulator.usp.route_usp` (its own auth: the
+    ``Ocp-Apim-Subscription-Key`` header); translation paths (``/v1/realtime/translations``) and GPT-Live paths
+    (``/v1/live/sessions``, Azure ``/openai/v1/...``) are checked for the key like the Realtime paths, then routed
+    by their modules; everything else is :func:`route_request`. Returns a route or an :class:`HttpRefusal`.
+    """
+    from .live import route_live
+    from .translation import TRANSLATION_PATHS, route_translation
+    from .usp import USP_PATHS, route_usp
+
+    path = urlsplit(path_and_query).path.rstrip("/") or "/"
+    if path in USP_PATHS:
+        return route_usp(path_and_query, headers, api_key=api_key)
+    live = path in _LIVE_PATHS
+    if path in TRANSLATION_PATHS or live:
+        if path not in profile.paths:
+            return HttpRefusal(404, "404", f"Resource not found: {path[:120]}.", type="not_found")
+        refusal = _authorize(headers, api_key=api_key, bearer_token=bearer_token)
+        if refusal is not None:
+            return refusal
+        if live:
+            routed = route_live(path_and_query)
+            if isinstance(routed, tuple):
+                status, code, message = routed
+                return HttpRefusal(status, code, message)
+            return routed
+        return route_translation(path_and_query, headers, api_key=None)
+    return route_request(path_and_query, headers, profile=profile, api_key=api_key, bearer_token=bearer_token)
+
+
+def _live_paths() -> frozenset[str]:
+    from rtlab.protocol.live import PATHS
+
+    return frozenset(route for route, _evidence in PATHS.values())
+
+
+_LIVE_PATHS = _live_paths()
+
+
 def route_request(path_and_query: str, headers: Mapping[str, str], *, profile: Profile,
                   api_key: str | None = None, bearer_token: str | None = None) -> Route | HttpRefusal:
     """Decide what a WebSocket upgrade request gets (pure: no I/O).
@@ -140,17 +198,9 @@ def route_request(path_and_query: str, headers: Mapping[str, str], *, profile: P
     known = path in ("/v1/realtime", "/openai/v1/realtime", "/openai/realtime")
     if not known or path not in profile.paths:
         return HttpRefusal(404, "404", f"Resource not found: {path[:120]}.", type="not_found")
-    if bearer_token is not None:
-        refusal = _check_bearer(headers, bearer_token, api_key)
-        if refusal is not None:
-            return refusal
-        api_key = None  # checked above
-    presented = _presented_key(headers)
-    if not presented:
-        return HttpRefusal(401, "invalid_api_key", "Missing API key. Pass it as 'Authorization: Bearer KEY' or in "
-                           "the 'api-key' header.", type="invalid_request_error")
-    if api_key is not None and not hmac.compare_digest(presented.encode(), api_key.encode()):
-        return HttpRefusal(401, "invalid_api_key", "Incorrect API key provided.", type="invalid_request_error")
+    refusal = _authorize(headers, api_key=api_key, bearer_token=bearer_token)
+    if refusal is not None:
+        return refusal
     kind = "transcription" if query.get("intent") == "transcription" else "realtime"
     beta_header = (headers.get("openai-beta") or headers.get("OpenAI-Beta") or "").replace(" ", "")
     shape = "beta" if path == "/openai/realtime" or "realtime=v1" in beta_header.split(",") else "ga"
@@ -192,6 +242,9 @@ def warm_up(engines: EngineSet) -> float:
             rec = engines.asr.stream()
             rec.accept(np.zeros(4800, np.int16), 24000)
             rec.finish()
+            from rtlab.engines import speakers
+
+            speakers.warm_up()  # librosa's lazy imports cost seconds: pay them before the first Speech session
         except Exception:  # a broken engine shows up in the first session, as a failed event
             log.exception("emulator: engine warm-up failed")
         _WARMED.add(key)
@@ -252,8 +305,12 @@ class EmulatorServer:
         """
         await asyncio.to_thread(warm_up, self.engines)
         where = {"sock": sock} if sock is not None else {"host": self.host, "port": self.port}
+        from .usp import select_subprotocol
+
+        # select_subprotocol (not subprotocols=["USP"]): Azure Speech clients offer "USP"; Realtime clients offer
+        # none and must not be refused for it.
         self._server = await serve(
-            self._handle, **where, process_request=self._process_request,
+            self._handle, **where, process_request=self._process_request, select_subprotocol=select_subprotocol,
             max_size=MAX_MESSAGE_BYTES, compression=None, server_header="rtlab-emulator",
         )
         sock = next(iter(self._server.sockets))
@@ -270,8 +327,8 @@ class EmulatorServer:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if urlsplit(request.path).path in ("/healthz", "/"):
             return connection.respond(HTTPStatus.OK, "rtlab emulator\n")
-        result = route_request(request.path, request.headers, profile=self.profile, api_key=self._api_key,
-                               bearer_token=self._bearer_token)
+        result = route_any(request.path, request.headers, profile=self.profile, api_key=self._api_key,
+                           bearer_token=self._bearer_token)
         if isinstance(result, HttpRefusal):
             log.info("emulator: refused handshake %s -> %d %s", urlsplit(request.path).path, result.status,
                      result.code)
@@ -282,10 +339,26 @@ class EmulatorServer:
 
     # ------------------------------------------------------------------------------------------ sessions
     async def _handle(self, ws: ServerConnection) -> None:
-        route: Route = ws.rtlab_route  # type: ignore[attr-defined]
+        route = ws.rtlab_route  # type: ignore[attr-defined]
         k = next(self._counter)
         self.sessions_opened += 1
         seed = None if self.seed is None else f"{self.seed}:{k}"
-        session = Session(engines=self.engines, kind=route.kind, shape=route.shape, model=route.model,
-                          profile=self.profile, seed=seed, validate=self.validate, run_async=self._tts_pool.submit)
-        await serve_session(ws, session, name=f"rtlab-session-{k}")
+        await serve_session(ws, self._session_for(route, seed), name=f"rtlab-session-{k}")
+
+    def _session_for(self, route: Any, seed: str | None) -> Any:
+        """The sans-I/O session of a route's protocol family."""
+        from .live import LiveRoute, LiveSession
+        from .translation import TranslationRoute, TranslationSession
+        from .usp import SpeechSession, UspRoute
+
+        if isinstance(route, UspRoute):
+            return SpeechSession(route, engines=self.engines, seed=seed)
+        if isinstance(route, TranslationRoute):
+            return TranslationSession(engines=self.engines, model=route.model, seed=seed, validate=self.validate,
+                                      run_async=self._tts_pool.submit)
+        if isinstance(route, LiveRoute):
+            return LiveSession(engines=self.engines, provider=route.provider,
+                               deployments=self.profile.deployments, seed=seed, validate=self.validate,
+                               run_async=self._tts_pool.submit)
+        return Session(engines=self.engines, kind=route.kind, shape=route.shape, model=route.model,
+                       profile=self.profile, seed=seed, validate=self.validate, run_async=self._tts_pool.submit)

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import json
 import logging
 import random
@@ -98,22 +97,19 @@ def route_translation(
     Same auth as the Realtime paths (``Authorization: Bearer KEY`` or ``api-key: KEY``; with ``api_key`` only
     that key); ``?model=`` is required, ``intent`` is refused (the SDK refuses it too).
     """
-    from .server import HttpRefusal, _presented_key
+    from .server import HttpRefusal
 
     parts = urlsplit(path_and_query)
     path = parts.path.rstrip("/") or "/"
     if path not in TRANSLATION_PATHS:
         return None
     query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-    presented = _presented_key(headers)
-    if not presented:
-        return HttpRefusal(
-            401,
-            "invalid_api_key",
-            "Missing API key. Pass it as 'Authorization: Bearer KEY' or in the 'api-key' header.",
-        )
-    if api_key is not None and not hmac.compare_digest(presented.encode(), api_key.encode()):
-        return HttpRefusal(401, "invalid_api_key", "Incorrect API key provided.")
+    if api_key is not None:  # the server checks keys for every path (rtlab.emulator.server.route_any)
+        from .server import _authorize
+
+        refusal = _authorize(headers, api_key=api_key, bearer_token=None)
+        if refusal is not None:
+            return refusal
     if "intent" in query:
         return HttpRefusal(
             400, "invalid_request_error", "Realtime translation sessions take no 'intent' query parameter."

@@ -98,6 +98,7 @@ class EventLog:
         self._input: Track | None = None
         self._outputs: dict[str, Track] = {}
         self._cursor: dict[str, int] = {}
+        self._wire_resamplers: dict[str, Any] = {}
         self._base_cache: tuple[int, pd.DataFrame] | None = None
         # loaded logs
         self._mm: Any = None
@@ -165,7 +166,8 @@ class EventLog:
         self._output_formats[source] = fmt
 
     def record(self, direction: str, source: str, event: Mapping[str, Any], *, audio_ms: float | None = None,
-               audio_offset: int | None = None, t: float | None = None) -> Record:
+               audio_offset: int | None = None, t: float | None = None,
+               audio_format: tuple[str, int] | None = None) -> Record:
         """Append one event (written and flushed before this returns) and notify subscribers.
 
         Parameters
@@ -178,6 +180,11 @@ class EventLog:
         audio_ms : float, optional
             Audio clock when the event was sent/received: ms of input audio sent so far. For an append it is the
             position after the chunk; it defaults to that when ``audio_offset`` is known.
+        audio_format : (format, rate), optional
+            The wire format and rate of this event's input audio when it differs from the log's input format (a
+            GPT-Live session sending PCM at 16 kHz): the audio is resampled onto the input track (whose clock
+            ``audio_offset`` counts in) with one streaming resampler per source, and the stored reference keeps
+            the wire format so :meth:`as_sent` can give it back.
         audio_offset : int, optional
             For ``input_audio_buffer.append``: the chunk's first sample on the shared clock (samples at the input
             format's rate). Default: right after this source's previous append.
@@ -205,7 +212,8 @@ class EventLog:
             audio_field = (INPUT_AUDIO_FIELDS if direction == "client" else OUTPUT_AUDIO_FIELDS).get(name)
             if audio_field is not None and isinstance(event.get(audio_field), str):
                 if direction == "client":
-                    stored, audio_ms = self._store_input(source, event, audio_field, audio_ms, audio_offset)
+                    stored, audio_ms = self._store_input(source, event, audio_field, audio_ms, audio_offset,
+                                                         audio_format)
                 else:
                     stored = self._store_output(source, event, audio_field, audio_ms)
             item_id, response_id, event_id = event_ids(stored)
@@ -228,12 +236,20 @@ class EventLog:
                               RuntimeWarning, stacklevel=2)
         return rec
 
-    def _store_input(self, source, event, field, audio_ms, audio_offset):
+    def _store_input(self, source, event, field, audio_ms, audio_offset, audio_format=None):
         fmt = self._input_format
+        wire_fmt, wire_rate = audio_format or (fmt, AUDIO_FORMATS[fmt].sample_rate)
         try:
-            samples = decode_audio(base64.b64decode(event[field], validate=True), fmt)
+            samples = decode_audio(base64.b64decode(event[field], validate=True), wire_fmt)
         except (binascii.Error, ValueError):
             return event, audio_ms  # not decodable audio: keep the event exactly as sent (nothing lost)
+        track_rate = AUDIO_FORMATS[fmt].sample_rate
+        if wire_rate != track_rate:
+            from rtlab.audio import Resampler
+
+            if source not in self._wire_resamplers:
+                self._wire_resamplers[source] = Resampler(int(wire_rate), track_rate)
+            samples = self._wire_resamplers[source].process(samples)
         if self._input is None:
             self._input = Track(self.path.with_name(self.path.stem + ".input"), "input", None, fmt)
         offset = self._cursor.get(source, 0) if audio_offset is None else int(audio_offset)
@@ -246,6 +262,8 @@ class EventLog:
             audio_ms = (offset + n) * 1000.0 / self._input.rate
         stored = dict(event)
         stored[field] = {"$ref": "input", "offset": offset, "samples": n}
+        if audio_format is not None:
+            stored[field].update(format=wire_fmt, rate=int(wire_rate))
         return stored, audio_ms
 
     def _store_output(self, source, event, field, audio_ms):
@@ -575,6 +593,32 @@ class EventLog:
             return np.zeros(0, dtype=np.int16), AUDIO_FORMATS[self._input_format].sample_rate
         samples, rate, _ = read_track(jp)
         return samples, rate
+
+    def as_sent(self, event: Mapping[str, Any], source: str | None = None) -> dict[str, Any]:
+        """A stored event with its audio put back as base64 (as it went over the wire), e.g. to validate it
+        against the SDK's models. ``source`` names whose output track an output ``$ref`` points into."""
+        out = dict(event)
+        for key, value in event.items():
+            if not (isinstance(value, Mapping) and value.get("$ref") in ("input", "output")):
+                continue
+            if value["$ref"] == "input":
+                samples, _ = self.input_audio()
+                fmt = self._input_format
+            else:
+                if source is None:
+                    raise EventLogError("as_sent() needs the source of an output-audio event")
+                samples, _ = self.output_audio(source)
+                fmt = (self._output_formats.get(source) or self._output_formats.get(None) or "pcm16")
+            part = samples[int(value["offset"]): int(value["offset"]) + int(value["samples"])]
+            from rtlab.audio import encode_g711, resample
+
+            if "rate" in value:  # sent in another format than the track's: give back that format
+                fmt = value.get("format", fmt)
+                part = resample(part, AUDIO_FORMATS[self._input_format].sample_rate, int(value["rate"]))
+            data = part.astype("<i2").tobytes() if fmt == "pcm16" else \
+                encode_g711(part, "ulaw" if fmt == "g711_ulaw" else "alaw")
+            out[key] = base64.b64encode(data).decode("ascii")
+        return out
 
     def output_sources(self) -> list[str]:
         """Sources that have an output (assistant audio) track."""

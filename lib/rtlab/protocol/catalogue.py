@@ -13,6 +13,7 @@ fails before anything is sent.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
@@ -175,12 +176,28 @@ def voice_model(name: str | None) -> VoiceModel | None:
     return VOICE_MODELS.get(name) if name else None
 
 
+_DATED = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+_FAMILIES = ((re.compile(r"^gpt-live-\d"), "live"), (re.compile(r"^gpt-(4o(-mini)?-)?realtime"), "realtime"),
+             (re.compile(r"^gpt-audio"), "realtime"))
+
+
 def api_of(model: str | None) -> ModelApi | None:
-    """Which API ``model`` belongs to: ``realtime``, ``live``, ``translation``, ``transcription``; None if unknown."""
-    if model in VOICE_MODELS:
-        return VOICE_MODELS[model].api
-    if model in TRANSCRIPTION_MODELS:
-        return "transcription"
+    """Which API ``model`` belongs to: ``realtime``, ``live``, ``translation``, ``transcription``; None if unknown.
+
+    A dated snapshot (``gpt-realtime-2025-08-28``) belongs where its base model does; unknown names of the
+    gpt-live-* / gpt-realtime-* families belong to their family's API (``gpt-realtime-whisper`` and
+    ``gpt-realtime-translate`` are catalogue rows, so they are not taken for voice models).
+    """
+    if not model:
+        return None
+    for name in (model, _DATED.sub("", model)):
+        if name in VOICE_MODELS:
+            return VOICE_MODELS[name].api
+        if name in TRANSCRIPTION_MODELS:
+            return "transcription"
+    for pattern, api in _FAMILIES:
+        if pattern.match(model):
+            return api  # type: ignore[return-value]
     return None
 
 

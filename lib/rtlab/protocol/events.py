@@ -78,10 +78,12 @@ SESSION_EVENTS = (SESSION_CREATED, SESSION_UPDATED)
 TRANSCRIPTION_EVENTS = (TR_DELTA, TR_COMPLETED, TR_FAILED, TR_SEGMENT)
 
 #: Events that carry base64 audio and the field that holds it, per direction (GA names; beta names canonicalize
-#: to these); the local sidecar records what it consumed as ``local.audio``. Live and translation sessions use ``session.input_audio.append`` (Live only; translation uses
-#: ``input_audio_buffer.append``) and ``session.output_audio.delta``. The event log stores this audio in tracks.
+#: to these); the local sidecar records what it consumed as ``local.audio``; GPT-Live sends
+#: ``session.input_audio.append``, translation sessions ``session.input_audio_buffer.append``, and both receive
+#: ``session.output_audio.delta``. The event log stores this audio in tracks.
 INPUT_AUDIO_FIELDS: MappingProxyType[str, str] = MappingProxyType(
-    {APPEND: "audio", "session.input_audio.append": "audio", "local.audio": "audio"})
+    {APPEND: "audio", "session.input_audio.append": "audio", "session.input_audio_buffer.append": "audio",
+     "local.audio": "audio"})
 OUTPUT_AUDIO_FIELDS: MappingProxyType[str, str] = MappingProxyType(
     {OUTPUT_AUDIO_DELTA: "delta", "session.output_audio.delta": "delta"})
 

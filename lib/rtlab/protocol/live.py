@@ -41,7 +41,8 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from rtlab.errors import ConfigError
 
-from . import NOT_SESSION_MODELS, REALTIME_MODELS, TRANSCRIPTION_MODELS
+from . import catalogue
+from .catalogue import TRANSCRIPTION_MODELS
 from .evidence import Evidence
 
 __all__ = [
@@ -342,25 +343,19 @@ FACTS: MappingProxyType[str, Evidence] = MappingProxyType({
 # --------------------------------------------------------------------------------------------------
 # Which API a model belongs to
 # --------------------------------------------------------------------------------------------------
-_LIVE_RE = re.compile(r"^gpt-live-\d+(\.\d+)?(-\d{4}-\d{2}-\d{2})?$")
-_REALTIME_RE = re.compile(r"^(gpt-realtime.*|gpt-4o(-mini)?-realtime.*)$")
-
-
 def api_of(model: str | None, *, deployments: Mapping[str, str] | None = None) -> Literal["live", "realtime"] | None:
     """Which API serves ``model``: ``"live"`` (GPT-Live), ``"realtime"`` (the Realtime API, including its
     transcription and translation models), or ``None`` when unknown (e.g. an Azure deployment name).
 
-    ``deployments`` (``{deployment: model}``) resolves an Azure deployment name to its model first.
+    ``deployments`` (``{deployment: model}``) resolves an Azure deployment name to its model first. The model
+    catalogue (:func:`rtlab.protocol.catalogue.api_of`) is the one source of this answer.
     """
     if not isinstance(model, str) or not model:
         return None
-    model = (deployments or {}).get(model, model)
-    if model in MODELS or _LIVE_RE.match(model):
-        return "live"
-    if (model in REALTIME_MODELS or model in TRANSCRIPTION_MODELS or model in NOT_SESSION_MODELS
-            or _REALTIME_RE.match(model)):
-        return "realtime"
-    return None
+    api = catalogue.api_of((deployments or {}).get(model, model))
+    if api is None:
+        return None
+    return "live" if api == "live" else "realtime"
 
 
 def check_session_model(model: str | None, api: Literal["live", "realtime"], *,

@@ -101,6 +101,8 @@ _ASSUMED = Evidence("assumed", "rtlab emulator choice (no source found that says
 
 #: Result times are 100-ns ticks.
 TICKS_PER_MS = 10_000
+#: The name Azure Speech rows carry as their model (the row of ``data/prices.json`` that prices them).
+PRICE_MODEL = "azure-speech"
 #: The WebSocket subprotocol the SDK asks for (``Sec-WebSocket-Protocol: USP``).
 SUBPROTOCOL = "USP"
 SUBPROTOCOL_EVIDENCE = _SDK_PROBE

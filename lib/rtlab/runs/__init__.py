@@ -23,6 +23,7 @@ from .local import LocalLeg
 from .realtime import RemoteLeg, handshake_error_event
 from .sidecar import (
     DEFAULT_SIDECARS,
+    AzureSpeechSidecar,
     LocalSidecar,
     OutOfBandSidecar,
     TranscriptionSidecar,
@@ -32,9 +33,12 @@ from .sidecar import (
     parse_sidecar,
     run_session,
     run_sidecar,
+    voice_leg,
 )
+from .translation import TranslationSidecar
 
 __all__ = [
+    "AzureSpeechSidecar", "TranslationSidecar", "voice_leg",
     "DEFAULT_SIDECARS", "IN_SESSION", "SIDECAR_AZURE_SPEECH", "SIDECAR_LOCAL", "SIDECAR_OOB",
     "SIDECAR_TRANSCRIPTION", "Leg", "LocalLeg", "LocalSidecar", "OutOfBandSidecar", "RemoteLeg", "Run",
     "RunOptions", "TranscriptionSidecar", "arun_legs", "arun_session", "arun_sidecar", "build_legs",

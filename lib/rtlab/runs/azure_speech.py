@@ -47,6 +47,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from rtlab.errors import TargetError
+from rtlab.protocol.usp import PRICE_MODEL
 from rtlab.runs.core import Leg, Run
 from rtlab.secrets import Secret, install_redaction, redact
 
@@ -293,13 +294,17 @@ class AzureSpeechLeg(Leg):
         self.intermediate_diarization = intermediate_diarization
         self.stop_timeout_s = stop_timeout_s
         self._stopped: asyncio.Event | None = None
-        #: Set once the SDK has started (a run may wait for it before the audio flows, as for remote legs).
-        self.ready = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._run: Run | None = None
 
+    family = "azure-speech"
+
     def wants_transcripts(self) -> bool:
         return False  # the leg waits for the SDK itself (session_stopped) before it settles
+
+    def describe(self) -> dict:
+        return {"family": self.family, "model": PRICE_MODEL, "target": repr(self.target),
+                "emulated": self.target.is_local}
 
     def __repr__(self) -> str:
         return f"AzureSpeechLeg({self.source!r}, {self.target!r})"

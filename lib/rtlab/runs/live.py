@@ -25,18 +25,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import io
 import json
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import soundfile as sf
-import soxr
 
+from rtlab.audio import Resampler, decode, encode_g711
 from rtlab.errors import ConfigError, RtlabError, TargetError
 from rtlab.protocol import AUDIO_FORMATS as RUN_FORMATS
 from rtlab.protocol import live as L
@@ -53,7 +50,6 @@ logger = logging.getLogger(__name__)
 
 _DEFAULT_RATE = {"audio/pcm": 24000, "audio/pcmu": 8000, "audio/pcma": 8000}
 _RUN_FORMAT = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}
-_SOUNDFILE_LAW = {"audio/pcmu": "ULAW", "audio/pcma": "ALAW", "g711_ulaw": "ULAW", "g711_alaw": "ALAW"}
 _ROLES = ("developer", "user", "assistant")
 
 
@@ -143,38 +139,32 @@ class LiveConfig:
 
 
 class _Converter:
-    """Run chunks (``pcm16`` 24 kHz or G.711 8 kHz) to the session's wire format, streaming (soxr, soundfile)."""
+    """Run chunks (``pcm16`` 24 kHz or G.711 8 kHz) to the session's wire format: one streaming resampler and
+    the G.711 codec of :mod:`rtlab.audio`."""
 
     def __init__(self, run_fmt: str, wire: dict[str, Any]):
         self.run_fmt = run_fmt
         self.run_rate = RUN_FORMATS[run_fmt].sample_rate
         self.wire_type, self.wire_rate = wire["type"], int(wire["rate"])
-        self.passthrough = _RUN_FORMAT[self.wire_type] == run_fmt and self.run_rate == self.wire_rate
+        self.wire_fmt = _RUN_FORMAT[self.wire_type]
+        self.passthrough = self.wire_fmt == run_fmt and self.run_rate == self.wire_rate
         self._rs = None if self.passthrough or self.run_rate == self.wire_rate else \
-            soxr.ResampleStream(self.run_rate, self.wire_rate, 1, dtype="int16")
+            Resampler(self.run_rate, self.wire_rate)
 
     def _decode(self, payload: bytes) -> np.ndarray:
-        if self.run_fmt == "pcm16":
-            return np.frombuffer(payload, dtype="<i2").astype(np.int16)
-        pcm, _ = sf.read(io.BytesIO(payload), format="RAW", subtype=_SOUNDFILE_LAW[self.run_fmt],
-                         samplerate=self.run_rate, channels=1, dtype="int16")
-        return np.asarray(pcm, np.int16).reshape(-1)
+        return decode(payload, self.run_fmt)[0]
 
     def _encode(self, pcm: np.ndarray) -> bytes:
-        if self.wire_type == "audio/pcm":
+        if self.wire_fmt == "pcm16":
             return pcm.astype("<i2").tobytes()
-        if not len(pcm):
-            return b""
-        buf = io.BytesIO()
-        sf.write(buf, pcm, self.wire_rate, format="RAW", subtype=_SOUNDFILE_LAW[self.wire_type])
-        return buf.getvalue()
+        return encode_g711(pcm, "ulaw" if self.wire_fmt == "g711_ulaw" else "alaw") if len(pcm) else b""
 
     def convert(self, payload: bytes, *, last: bool = False) -> bytes:
         if self.passthrough:
             return payload
-        pcm = self._decode(payload)
+        pcm = self._decode(payload) if payload else np.zeros(0, np.int16)
         if self._rs is not None:
-            pcm = self._rs.resample_chunk(pcm, last=last)
+            pcm = np.concatenate([self._rs.process(pcm), self._rs.flush()]) if last else self._rs.process(pcm)
         return self._encode(np.asarray(pcm, np.int16))
 
 
@@ -208,7 +198,6 @@ class LiveLeg(Leg):
                               f"target.with_dialect('{'azure-ga' if 'azure' in target.dialect else 'openai-ga'}')")
         self.session_config = self.config.session(deployments=getattr(target, "deployments", None))
         self.close_timeout_s = close_timeout_s
-        self.ready = asyncio.Event()
         self.started: dict | None = None
         self.closed_event: dict | None = None
         self.conn: Any = None
@@ -216,8 +205,15 @@ class LiveLeg(Leg):
     def __repr__(self) -> str:
         return f"LiveLeg({self.source!r}, model={self.config.model!r}, target={self.target!r})"
 
+    family = "live"
+
     def wants_transcripts(self) -> bool:
         return True
+
+    def describe(self) -> dict[str, Any]:
+        return {"family": self.family, "kind": "voice", "model": self.target.model_of(self.config.model),
+                "session_model": self.config.model, "target": self.target.provider,
+                "dialect": self.target.dialect, "emulated": self.target.is_local}
 
     def _connect(self) -> Any:
         return self.target.client().live.connect()
@@ -230,29 +226,31 @@ class LiveLeg(Leg):
             run.log.record("server", self.source, handshake_error_event(exc), audio_ms=run.clock_ms())
             self.state.closed = True
             self.ready.set()
-            await self._drain_queue()
+            await self.drain_queue()
             return
         receiver = asyncio.create_task(self._receive(run))
         try:
             await self._send(run, {"type": "session.start", "session": self.session_config})
-            await self._wait(lambda: self.started is not None or self.state.errors or self.state.closed,
-                             run.options.ready_timeout_s, "session.started")
+            if not await self.wait_until(lambda: self.started is not None or bool(self.state.errors)
+                                         or self.state.closed, run.options.ready_timeout_s):
+                raise RtlabError(f"{self.source}: no session.started within {run.options.ready_timeout_s} s")
             self.ready.set()
             if self.started is None:  # refused at start: recorded; nothing to stream
-                await self._drain_queue()
+                await self.drain_queue()
                 return
             converter = _Converter(run.fmt, self.config.wire_format)
             while (chunk := await self.queue.get()) is not None:
                 if self.state.closed:
                     continue
-                await self._append(run, converter.convert(chunk.payload), audio_ms=chunk.end_ms,
-                                   audio_offset=chunk.offset_samples if converter.passthrough else None)
+                await self._append(run, converter, converter.convert(chunk.payload), audio_ms=chunk.end_ms,
+                                   audio_offset=chunk.offset_samples)
             if not converter.passthrough and not self.state.closed:
-                await self._append(run, converter.convert(b"", last=True), audio_ms=run.clock_ms())
+                await self._append(run, converter, converter.convert(b"", last=True), audio_ms=run.clock_ms())
             if not self.state.closed:
                 await self._send(run, {"type": "session.close"})
                 timeout = self.close_timeout_s if self.close_timeout_s is not None else run.options.settle_timeout_s
-                await self._wait(lambda: self.state.closed, timeout, "session.closed", fatal=False)
+                if not await self.wait_until(lambda: self.state.closed, timeout):
+                    logger.warning("%s: no session.closed within %.0f s", self.source, timeout)
             await run.settle(self)
         finally:
             receiver.cancel()
@@ -262,34 +260,25 @@ class LiveLeg(Leg):
                 await manager.__aexit__(None, None, None)
             self.state.closed = True
 
-    async def _append(self, run: Run, payload: bytes, *, audio_ms: float, audio_offset: int | None = None) -> None:
+    async def _append(self, run: Run, converter: _Converter, payload: bytes, *, audio_ms: float,
+                      audio_offset: int | None = None) -> None:
         if payload:
+            # The log keeps input audio on the run's clock: a wire format of another rate is put back onto it.
+            wire = None if converter.passthrough else (converter.wire_fmt, converter.wire_rate)
             await self._send(run, {"type": "session.input_audio.append",
                                    "audio": base64.b64encode(payload).decode("ascii")},
-                             audio_ms=audio_ms, audio_offset=audio_offset)
-
-    async def _wait(self, cond: Any, timeout_s: float, what: str, *, fatal: bool = True) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not cond():
-            if time.monotonic() > deadline:
-                if fatal:
-                    raise RtlabError(f"{self.source}: no {what} within {timeout_s} s")
-                logger.warning("%s: no %s within %.0f s", self.source, what, timeout_s)
-                return
-            await asyncio.sleep(0.005)
-
-    async def _drain_queue(self) -> None:
-        while await self.queue.get() is not None:
-            pass
+                             audio_ms=audio_ms, audio_offset=audio_offset if wire is None else None,
+                             audio_format=wire)
 
     async def _send(self, run: Run, event: dict, *, audio_ms: float | None = None,
-                    audio_offset: int | None = None) -> None:
+                    audio_offset: int | None = None, audio_format: tuple[str, int] | None = None) -> None:
         run.log.record("client", self.source, event, audio_ms=run.clock_ms() if audio_ms is None else audio_ms,
-                       audio_offset=audio_offset)
+                       audio_offset=audio_offset, audio_format=audio_format)
         try:
             await self.conn.send(event)
         except Exception as exc:  # connection gone: keep what was recorded, stop sending
             self.state.closed = True
+            self.notify()
             logger.info("%s: send failed (%s)", self.source, type(exc).__name__)
 
     async def _receive(self, run: Run) -> None:
@@ -302,7 +291,6 @@ class LiveLeg(Leg):
                 except ValueError:
                     event = {"type": "rtlab.unparseable", "raw": raw[:200].decode("utf-8", "replace")}
                 run.log.record("server", self.source, event, audio_ms=run.clock_ms())
-                s.last_event_at = time.monotonic()
                 etype = event.get("type")
                 if etype == "session.started":
                     self.started = event
@@ -312,8 +300,10 @@ class LiveLeg(Leg):
                 elif etype == "session.closed":
                     self.closed_event = event
                     s.closed = True
+                self.notify()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the server closed the socket (after session.closed, or not)
             s.closed = True
+            self.notify()
             logger.info("%s: connection closed (%s)", self.source, type(exc).__name__)

@@ -7,9 +7,15 @@ transcription and, beside it on the same paced audio, any number of sidecars, ea
   another target (source ``sidecar:transcription``);
 - :class:`LocalSidecar` — the local engine in-process, no server (``sidecar:local``);
 - :class:`OutOfBandSidecar` — ``response.create`` with ``conversation: "none"`` and text output on the voice
-  session after each committed turn (``sidecar:oob``).
+  session after each committed turn (``sidecar:oob``);
+- :class:`AzureSpeechSidecar` — the Azure Speech SDK's ``ConversationTranscriber`` on the same audio
+  (``sidecar:azure-speech``; the seed question's first workaround);
+- :class:`~rtlab.runs.translation.TranslationSidecar` — a ``gpt-realtime-translate`` session whose source
+  transcript is one more transcription source (``sidecar:translate:LANG``; the seed question's second workaround).
 
-``run_session`` is the one-leg case of the same machinery.
+The voice session is a Realtime session, or a GPT-Live session when the voice model is a GPT-Live model
+(``gpt-live-1``: :func:`voice_leg` asks the model catalogue which API a model belongs to). ``run_session`` is the
+one-leg case of the same machinery.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from rtlab.errors import ConfigError, RtlabError
 from rtlab.log import EventLog
 from rtlab.protocol.catalogue import DEFAULT_TRANSCRIPTION_SIDECAR_MODEL
 
+from .azure_speech import AZURE_SPEECH_SOURCE, AzureSpeechLeg, AzureSpeechTarget
 from .core import (
     IN_SESSION,
     SIDECAR_LOCAL,
@@ -35,15 +42,17 @@ from .core import (
     input_format_of,
     run_sync,
 )
+from .live import LiveConfig, LiveLeg
 from .local import LocalLeg
 from .realtime import RemoteLeg
+from .translation import TranslationSidecar, parse_translate_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     from rtlab.config import SessionConfig
     from rtlab.targets import Target
 
 __all__ = [
-    "DEFAULT_SIDECARS", "LocalSidecar", "OutOfBandSidecar", "SidecarSpec", "TranscriptionSidecar", "arun_session",
+    "AzureSpeechSidecar", "DEFAULT_SIDECARS", "voice_leg", "LocalSidecar", "OutOfBandSidecar", "SidecarSpec", "TranscriptionSidecar", "arun_session",
     "arun_sidecar", "build_legs", "parse_sidecar", "run_session", "run_sidecar",
 ]
 
@@ -59,15 +68,22 @@ class TranscriptionSidecar:
     config: SessionConfig | None = None  # a full SessionConfig(kind="transcription") overrides `model`
     source: str = SIDECAR_TRANSCRIPTION
 
-    def session_config(self, voice_config: SessionConfig) -> SessionConfig:
+    def session_config(self, voice_config: SessionConfig, target: Target | None = None) -> SessionConfig:
+        """The transcription session: :attr:`config`, else one for :attr:`model` (on Azure a model or a
+        deployment name) with turn detection as the model behind it allows."""
         from rtlab.config import SessionConfig
+        from rtlab.protocol.catalogue import transcription_model
 
         if self.config is not None:
             return self.config
         language = getattr(getattr(voice_config, "transcription", None), "language", None)
+        behind = transcription_model(target.model_of(self.model) if target is not None else self.model)
+        kw: dict[str, Any] = {}
+        if behind is not None and not behind.vad_in_transcription_session:
+            kw["turn_detection"] = None  # the client commits (gpt-realtime-whisper, gpt-live-transcribe)
         return SessionConfig.transcription(
             model=self.model, input_format=getattr(voice_config, "input_format", "pcm16") or "pcm16",
-            language=language)
+            language=language, **kw)
 
 
 @dataclass(frozen=True)
@@ -84,13 +100,36 @@ class OutOfBandSidecar:
     source: str = SIDECAR_OOB
 
 
-SidecarSpec = TranscriptionSidecar | LocalSidecar | OutOfBandSidecar
+@dataclass(frozen=True)
+class AzureSpeechSidecar:
+    """Azure Speech conversation transcription beside the voice session. ``target=None``: the emulator's Speech
+    endpoint for a local voice target, else the Speech resource in the environment (``AZURE_SPEECH_*``)."""
+
+    target: AzureSpeechTarget | None = None
+    source: str = AZURE_SPEECH_SOURCE
+    intermediate_diarization: bool = False
+
+    def leg(self, voice_target: Target, *, source: str | None = None) -> AzureSpeechLeg:
+        target = self.target
+        if target is None:
+            if voice_target.is_local:
+                target = AzureSpeechTarget.local(voice_target.url, api_key=voice_target.api_key.reveal())
+            else:
+                target = AzureSpeechTarget.from_env()
+        return AzureSpeechLeg(source or self.source, target, intermediate_diarization=self.intermediate_diarization)
+
+
+SidecarSpec = TranscriptionSidecar | LocalSidecar | OutOfBandSidecar | AzureSpeechSidecar | TranslationSidecar
 
 DEFAULT_SIDECARS: tuple[SidecarSpec, ...] = (TranscriptionSidecar(), LocalSidecar(), OutOfBandSidecar())
 
 
 def parse_sidecar(spec: str) -> SidecarSpec:
-    """Parse a CLI sidecar spec: ``transcription[:MODEL]``, ``local`` or ``oob``."""
+    """Parse a CLI sidecar spec: ``transcription[:MODEL]``, ``local``, ``oob``, ``azure-speech`` or
+    ``translate:LANG``."""
+    translation = parse_translate_spec(spec)
+    if translation is not None:
+        return translation
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
     if kind in ("transcription", "ts"):
@@ -99,10 +138,34 @@ def parse_sidecar(spec: str) -> SidecarSpec:
         return LocalSidecar()
     if kind in ("oob", "out-of-band") and not arg:
         return OutOfBandSidecar()
+    if kind in ("azure-speech", "azure_speech") and not arg:
+        return AzureSpeechSidecar()
     raise ConfigError(
         f"unknown sidecar spec {spec!r}", field="sidecar",
-        fix="use transcription[:MODEL], local or oob (e.g. --sidecar transcription:gpt-live-transcribe)",
+        fix="use transcription[:MODEL], local, oob, azure-speech or translate:LANG (e.g. --sidecar "
+            "transcription:gpt-live-transcribe)",
     )
+
+
+def voice_leg(target: Target, config: SessionConfig, *, source: str = IN_SESSION, oob: bool = False) -> Leg:
+    """The voice session's leg: a GPT-Live session for a GPT-Live model, else a Realtime session.
+
+    Raises
+    ------
+    ConfigError
+        Out-of-band transcripts asked of a GPT-Live session (they are a Realtime pattern).
+    """
+    from rtlab.protocol.catalogue import api_of
+
+    model = target.model_of(config.model) if config.model else None
+    if api_of(model) == "live":
+        if oob:
+            raise ConfigError("out-of-band transcripts are a Realtime pattern (response.create with conversation "
+                              "'none'); a GPT-Live session has no such request", field="sidecar",
+                              fix="drop the oob sidecar, or use a Realtime voice model")
+        return LiveLeg(target, LiveConfig(model=config.model, instructions=config.instructions or None),
+                       source=source)
+    return RemoteLeg(source, target, config, oob=oob)
 
 
 def build_legs(voice: tuple[Target, SessionConfig], sidecars: list[SidecarSpec | str]) -> list[Leg]:
@@ -110,7 +173,7 @@ def build_legs(voice: tuple[Target, SessionConfig], sidecars: list[SidecarSpec |
     target, config = voice
     specs = [parse_sidecar(s) if isinstance(s, str) else s for s in sidecars]
     oob = any(isinstance(s, OutOfBandSidecar) for s in specs)
-    legs: list[Leg] = [RemoteLeg(IN_SESSION, target, config, oob=oob)]
+    legs: list[Leg] = [voice_leg(target, config, oob=oob)]
     seen = {IN_SESSION}
     for spec in specs:
         if isinstance(spec, OutOfBandSidecar):
@@ -122,9 +185,11 @@ def build_legs(voice: tuple[Target, SessionConfig], sidecars: list[SidecarSpec |
             n += 1
         seen.add(source)
         if isinstance(spec, TranscriptionSidecar):
-            legs.append(RemoteLeg(source, spec.target or target, spec.session_config(config)))
+            legs.append(RemoteLeg(source, spec.target or target, spec.session_config(config, spec.target or target)))
         elif isinstance(spec, LocalSidecar):
             legs.append(LocalLeg(source))
+        elif isinstance(spec, (AzureSpeechSidecar, TranslationSidecar)):
+            legs.append(spec.leg(target, source=source))
     return legs
 
 
@@ -151,11 +216,11 @@ async def arun_sidecar(audio: AudioInput, voice: tuple[Target, SessionConfig],
     """Awaitable form of :func:`run_sidecar`."""
     options = options or RunOptions(**option_kw)
     legs = build_legs(voice, list(DEFAULT_SIDECARS if sidecars is None else sidecars))
-    configs = [leg.config for leg in legs if isinstance(leg, RemoteLeg)]
     target, config = voice
+    configs = [leg.config for leg in legs if isinstance(leg, RemoteLeg)] or [config]
     sources = {leg.source: leg.describe() for leg in legs}
-    voice_leg = legs[0]
-    if isinstance(voice_leg, RemoteLeg) and voice_leg.oob:
+    voice = legs[0]
+    if isinstance(voice, RemoteLeg) and voice.oob:
         # Out-of-band transcripts are voice-model responses: price them as such.
         sources[SIDECAR_OOB] = {"family": "realtime", "kind": "oob", "session_of": IN_SESSION,
                                 "session_model": sources[IN_SESSION].get("session_model"),
@@ -192,7 +257,7 @@ async def arun_session(target: Target, config: SessionConfig, audio: AudioInput,
                        options: RunOptions | None = None, **option_kw: Any) -> EventLog:
     """Run one session (voice or transcription) over ``audio``; returns its event log. Awaitable form."""
     options = options or RunOptions(**option_kw)
-    leg = RemoteLeg(source, target, config)
+    leg = voice_leg(target, config, source=source) if config.kind == "realtime" else RemoteLeg(source, target, config)
     return await arun_legs(audio, [leg], out=out, log=log, options=options, fmt=input_format_of([config]),
                            meta={"target": repr(target), "config": _rendered(config, target),
                                  "models": _deployment_models([leg])})

@@ -27,7 +27,6 @@ import contextlib
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -165,13 +164,19 @@ class TranslationLeg(Leg):
         self.model = model or _default_model(target)
         self.transcription_model = transcription_model
         self.conn: object = None
-        self.ready = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"TranslationLeg({self.source!r}, language={self.language!r}, model={self.model!r})"
 
+    family = "translation"
+
     def wants_transcripts(self) -> bool:
         return False  # nothing is committed: the leg is settled once the session is closed
+
+    def describe(self) -> dict:
+        return {"family": self.family, "model": self.model, "language": self.language,
+                "transcription_model": self.transcription_model, "target": getattr(self.target, "provider", None),
+                "emulated": bool(getattr(self.target, "is_local", False))}
 
     def session_update(self) -> dict:
         """The ``session.update`` this leg sends: source transcript on, output in :attr:`language`."""
@@ -229,7 +234,7 @@ class TranslationLeg(Leg):
                 await self._finish(run)
             else:
                 self.ready.set()
-                await self._drain_queue()
+                await self.drain_queue()
             await run.settle(self)
         finally:
             receiver.cancel()
@@ -287,20 +292,13 @@ class TranslationLeg(Leg):
     async def _give_up(self) -> None:
         self.state.closed = True
         self.ready.set()
-        await self._drain_queue()
-
-    async def _drain_queue(self) -> None:
-        while await self.queue.get() is not None:
-            pass
+        await self.drain_queue()
 
     async def _wait(self, cond, timeout_s: float, what: str) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while not cond():
-            if time.monotonic() > deadline:
-                logger.warning("%s: no %s within %.0f s", self.source, what, timeout_s)
-                return False
-            await asyncio.sleep(0.005)
-        return True
+        if await self.wait_until(cond, timeout_s):
+            return True
+        logger.warning("%s: no %s within %.0f s", self.source, what, timeout_s)
+        return False
 
     # ------------------------------------------------------------------------------------------ wire
     async def _send(
@@ -317,6 +315,7 @@ class TranslationLeg(Leg):
             await self.conn.send(event)  # type: ignore[attr-defined]
         except Exception as exc:  # connection gone: keep what was recorded, stop sending
             self.state.closed = True
+            self.notify()
             logger.info("%s: send failed (%s)", self.source, type(exc).__name__)
 
     async def _receive(self, run: Run) -> None:
@@ -332,12 +331,13 @@ class TranslationLeg(Leg):
                 if not isinstance(event, dict) or not isinstance(event.get("type"), str):
                     event = {"type": "rtlab.unparseable", "raw": str(event)[:200]}
                 run.log.record("server", self.source, event, audio_ms=run.clock_ms())
-                s.last_event_at = time.monotonic()
                 self._on_event(event)
+                self.notify()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             s.closed = True
+            self.notify()
             logger.info("%s: connection closed (%s)", self.source, type(exc).__name__)
 
     def _on_event(self, event: dict) -> None:

@@ -517,7 +517,7 @@ def _clean(v: Any) -> Any:
 
 
 def _default(o: Any) -> Any:
-    if isinstance(o, Mapping):  # e.g. rtlab.events.LazyEvent
+    if isinstance(o, Mapping):  # e.g. a lazily decoded event
         return dict(o)
     if isinstance(o, np.generic):
         return o.item()

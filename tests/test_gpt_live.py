@@ -360,9 +360,6 @@ def test_not_emulated_feature_is_an_error_over_the_socket(server):
     assert err["error"]["code"] == "not_emulated" and "decisions" in err["error"]["message"]
 
 
-@pytest.mark.xfail(strict=True, reason="rtlab.emulator.adapter drops its stop marker once a Close was sent "
-                   "(_Outbox.put returns early when closed), so serve_session never returns; fix: let _STOP past "
-                   "the closed check in adapter._work's finally")
 def test_connection_handler_returns_after_the_session_closes_the_socket():
     s = LiveServer().__enter__()
     c = asyncio.run(_session_over_clip(s.url + "/v1", "short", key="any"))
@@ -593,8 +590,9 @@ def test_leg_and_normalizer_on_a_bundled_clip(server, tmp_path, clip, dialect, c
     assert set(client[1:-1]) == {"session.input_audio.append"}
     server_types = frame[frame.direction == "server"]["type"].tolist()
     assert server_types[0] == "session.started" and server_types[-1] == "session.closed"
-    for ev in frame[frame.direction == "server"]["event"]:
-        L.validate_server_event(ev)
+    server = frame[frame.direction == "server"]
+    for ev, source in zip(server["event"], server["source"].astype(str), strict=True):
+        L.validate_server_event(log.as_sent(ev, source))  # audio is stored in tracks: put it back to validate
 
     utterances = MANIFEST[clip]["utterances"]
     refs = pd.DataFrame([{"audio_start_ms": u["start_s"] * 1000, "audio_end_ms": u["end_s"] * 1000,
@@ -614,7 +612,7 @@ def test_leg_and_normalizer_on_a_bundled_clip(server, tmp_path, clip, dialect, c
     assert probe["outcome"] == "ok" and probe["completed"] and probe["emulated"] and probe["deltas_stream"]
     assert probe["model"] == cfg.model and probe["n_deltas"] == sum(r["n_deltas"] for r in rows)
 
-    vad_rows = live_turn_rows(frame, "in-session")  # no turns given: VAD of the recorded input audio
+    vad_rows = live_turn_rows(frame, "in-session", input_audio=log.input_audio())  # no turns: VAD of the input track
     assert len(vad_rows) == len(utterances)
     for r, u in zip(vad_rows, utterances, strict=True):
         assert r["audio_start_ms"] <= u["start_s"] * 1000 + 100 and r["audio_end_ms"] >= u["end_s"] * 1000 - 300
