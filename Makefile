@@ -32,6 +32,7 @@ demo: setup
 
 test: setup
 	@$(SYSPKG) chromium=chromium
+	$(VENV)/bin/lint-imports --no-cache
 	RTLAB_TARGET=local $(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
 
 # Against the real OpenAI / Azure account in the environment (see tests/live/conftest.py); prints what it will
@@ -53,6 +54,7 @@ serve: setup
 
 lint: setup
 	$(VENV)/bin/ruff check lib tests bench
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import tomllib
@@ -51,3 +53,29 @@ def test_make_test_does_not_hide_an_empty_suite():
     makefile = (ROOT / "Makefile").read_text()
     test_recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "pytest" in test_recipe and "|| true" not in test_recipe and "-" not in test_recipe.split("\n")[1][:2]
+
+
+def test_layer_contracts_are_declared_and_run_by_make_test():
+    """DESIGN.md's layers are import-linter contracts, checked on every `make test`."""
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    assert {c["id"] for c in contracts} == {"client-layers", "emulator-beside", "client-never-imports-emulator"}
+    layers = next(c for c in contracts if c["id"] == "client-layers")["layers"]
+    order = [layer.split(" : ")[0] for layer in layers]
+    assert order.index("rtlab.analysis") < order.index("rtlab.runs") < order.index("rtlab.log") \
+        < order.index("rtlab.targets") < order.index("rtlab.config") < order.index("rtlab.protocol")
+    assert "lint-imports" in (ROOT / "Makefile").read_text().split("\ntest:", 1)[1].split("\n\n", 1)[0]
+
+
+def test_the_contracts_hold():
+    lint = Path(sys.executable).with_name("lint-imports")
+    out = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "0 broken" in out.stdout
+
+
+def test_importing_the_config_layer_loads_no_engine():
+    """`import rtlab.config` stays light: no pocketsphinx, librosa, webrtcvad, pandas (a fresh interpreter)."""
+    code = ("import sys, rtlab, rtlab.config; heavy = ['pocketsphinx', 'librosa', 'webrtcvad', 'pandas', 'scipy', "
+            "'soundfile', 'openai']; print(','.join(m for m in heavy if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == ""
