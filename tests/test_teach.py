@@ -12,10 +12,10 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-from rtlab.analysis.subtitles import to_srt
 
 from rtlab import SessionConfig, Target, TranscriptionSidecar, metrics, run_sidecar, teach
 from rtlab.analysis import turns as turns_of  # noqa: E402
+from rtlab.analysis.subtitles import to_srt
 from rtlab.data import clip_path, references_for
 from rtlab.probe import RESULT_COLUMNS, ProbeResult
 

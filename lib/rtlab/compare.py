@@ -18,9 +18,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import RtlabError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import SessionConfig
+    from .runs.sidecar import SidecarSpec
+    from .targets import Target
 
 TARGETS = ("local", "local-azure", "openai", "azure", "azure-preview")
 
@@ -63,7 +68,8 @@ def make_target(name: str, *, seed: int | None = 0) -> Any:
     raise RtlabError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}")
 
 
-def compare(audio_paths: list[Path | str], *, target: Any, voice_config: Any, sidecars=None, out: Path,
+def compare(audio_paths: list[Path | str], *, target: Target, voice_config: SessionConfig,
+            sidecars: list[SidecarSpec | str] | None = None, out: Path,
             references: dict[str, list[dict]] | None = None, speed: float = 1.0, chunk_ms: int = 40,
             progress: bool = True, on_error=None):
     """Run the comparison over several files. Returns (turns DataFrame, list of (name, EventLog)).
@@ -107,7 +113,8 @@ def _unique_stem(path: Path, paths: list[Path]) -> str:
     return path.stem if len(same) == 1 else f"{path.stem}-{same.index(path) + 1}"
 
 
-def model_notes(target: Any, voice_config: Any, sidecars: list | None) -> list[str]:
+def model_notes(target: Target, voice_config: SessionConfig, sidecars: list[SidecarSpec | str] | None
+                ) -> list[str]:
     """What to know about the models a comparison uses, before it runs: a voice name that is neither a deployment
     nor a model fails here (the message lists the deployments), and every announced shutdown date is shown."""
     from .protocol.catalogue import retirement
@@ -149,6 +156,9 @@ def run(args: argparse.Namespace) -> int:
     references = load_references(args.references)
     target = make_target(args.target, seed=args.seed)
     voice_config = SessionConfig.realtime(model=args.voice_model, transcription=args.in_session_model)
+    from .runs.sidecar import plan_sidecars
+
+    sidecars = plan_sidecars(target, voice_config, sidecars)  # refuses what cannot run, before any work
     for note in model_notes(target, voice_config, sidecars):
         print(f"rtlab compare: note: {note}", file=sys.stderr)
     turns, logs = compare(args.audio, target=target, voice_config=voice_config, sidecars=sidecars,

@@ -10,9 +10,10 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
+
+from rtlab.log import EventLog
 
 __all__ = ["to_webvtt", "to_srt", "write_subtitles"]
 
@@ -78,7 +79,7 @@ def to_srt(turns: pd.DataFrame, source: str) -> str:
     return "\n".join(out)
 
 
-def write_subtitles(log: Any, out_dir: str | os.PathLike, *, turns: pd.DataFrame | None = None) -> list[Path]:
+def write_subtitles(log: EventLog, out_dir: str | os.PathLike, *, turns: pd.DataFrame | None = None) -> list[Path]:
     """Write ``<source>.vtt`` and ``<source>.srt`` for every source of ``log`` that has transcripts.
 
     Parameters

@@ -196,7 +196,7 @@ class LiveLeg(Leg):
             raise TargetError(f"GPT-Live is served on the GA v1 paths only (/v1/live/sessions, "
                               f"/openai/v1/live/sessions); the target speaks {target.dialect!r}. Use "
                               f"target.with_dialect('{'azure-ga' if 'azure' in target.dialect else 'openai-ga'}')")
-        self.session_config = self.config.session(deployments=getattr(target, "deployments", None))
+        self.session_config = self.config.session(deployments=target.known_deployments() or None)
         self.close_timeout_s = close_timeout_s
         self.started: dict | None = None
         self.closed_event: dict | None = None

@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rtlab.targets import Target
 
 __all__ = [
-    "AzureSpeechSidecar", "DEFAULT_SIDECARS", "voice_leg", "LocalSidecar", "OutOfBandSidecar", "SidecarSpec", "TranscriptionSidecar", "arun_session",
+    "AzureSpeechSidecar", "DEFAULT_SIDECARS", "is_live_voice", "plan_sidecars", "voice_leg", "LocalSidecar", "OutOfBandSidecar", "SidecarSpec", "TranscriptionSidecar", "arun_session",
     "arun_sidecar", "build_legs", "parse_sidecar", "run_session", "run_sidecar",
 ]
 
@@ -147,6 +147,36 @@ def parse_sidecar(spec: str) -> SidecarSpec:
     )
 
 
+def is_live_voice(target: Target, config: SessionConfig) -> bool:
+    """True when the voice session is a GPT-Live session (its model, or the deployment's, is a GPT-Live model)."""
+    from rtlab.protocol.catalogue import api_of
+
+    return config.kind == "realtime" and api_of(target.model_of(config.model) if config.model else None) == "live"
+
+
+def plan_sidecars(target: Target, config: SessionConfig, sidecars: list[SidecarSpec | str] | None
+                  ) -> list[SidecarSpec]:
+    """The sidecars a run gets: the given specs parsed, or the defaults (a GPT-Live voice session has no
+    out-of-band pattern, so its defaults leave it out).
+
+    Raises
+    ------
+    ConfigError
+        An unknown spec, or out-of-band transcripts asked of a GPT-Live voice session (before anything runs).
+    """
+    if sidecars is None:
+        specs: list[SidecarSpec] = list(DEFAULT_SIDECARS)
+        if is_live_voice(target, config):
+            specs = [s for s in specs if not isinstance(s, OutOfBandSidecar)]
+        return specs
+    specs = [parse_sidecar(s) if isinstance(s, str) else s for s in sidecars]
+    if is_live_voice(target, config) and any(isinstance(s, OutOfBandSidecar) for s in specs):
+        raise ConfigError("out-of-band transcripts are a Realtime pattern (response.create with conversation "
+                          "'none'); a GPT-Live session has no such request", field="sidecar",
+                          fix="drop the oob sidecar, or use a Realtime voice model")
+    return specs
+
+
 def voice_leg(target: Target, config: SessionConfig, *, source: str = IN_SESSION, oob: bool = False) -> Leg:
     """The voice session's leg: a GPT-Live session for a GPT-Live model, else a Realtime session.
 
@@ -155,16 +185,13 @@ def voice_leg(target: Target, config: SessionConfig, *, source: str = IN_SESSION
     ConfigError
         Out-of-band transcripts asked of a GPT-Live session (they are a Realtime pattern).
     """
-    from rtlab.protocol.catalogue import api_of
-
-    model = target.model_of(config.model) if config.model else None
-    if api_of(model) == "live":
+    if is_live_voice(target, config):
         if oob:
             raise ConfigError("out-of-band transcripts are a Realtime pattern (response.create with conversation "
                               "'none'); a GPT-Live session has no such request", field="sidecar",
                               fix="drop the oob sidecar, or use a Realtime voice model")
-        return LiveLeg(target, LiveConfig(model=config.model, instructions=config.instructions or None),
-                       source=source)
+        wire = target.deployment_for(config.model, kind="voice")  # the Azure deployment serving it
+        return LiveLeg(target, LiveConfig(model=wire, instructions=config.instructions or None), source=source)
     return RemoteLeg(source, target, config, oob=oob)
 
 
@@ -215,7 +242,7 @@ async def arun_sidecar(audio: AudioInput, voice: tuple[Target, SessionConfig],
                        log: EventLog | None = None, options: RunOptions | None = None, **option_kw: Any) -> EventLog:
     """Awaitable form of :func:`run_sidecar`."""
     options = options or RunOptions(**option_kw)
-    legs = build_legs(voice, list(DEFAULT_SIDECARS if sidecars is None else sidecars))
+    legs = build_legs(voice, plan_sidecars(voice[0], voice[1], sidecars))
     target, config = voice
     configs = [leg.config for leg in legs if isinstance(leg, RemoteLeg)] or [config]
     sources = {leg.source: leg.describe() for leg in legs}
@@ -225,7 +252,8 @@ async def arun_sidecar(audio: AudioInput, voice: tuple[Target, SessionConfig],
         sources[SIDECAR_OOB] = {"family": "realtime", "kind": "oob", "session_of": IN_SESSION,
                                 "session_model": sources[IN_SESSION].get("session_model"),
                                 "target": target.provider, "emulated": target.is_local}
-    meta = {"target": repr(target), "voice_config": _rendered(config, target), "sources": sources,
+    rendered = voice.session_config if isinstance(voice, LiveLeg) else _rendered(config, target)
+    meta = {"target": repr(target), "voice_config": rendered, "sources": sources,
             "models": _deployment_models(legs)}
     return await arun_legs(audio, legs, out=out, log=log, options=options, fmt=input_format_of(configs), meta=meta)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import ipywidgets
@@ -25,6 +25,9 @@ import traitlets as t
 from . import payload as P
 from .fallback import StaticFallback, figure_png, stack_png
 from .timeline import Timeline, _frame_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rtlab.log import EventLog
 
 _STATIC = Path(__file__).parent / "static"
 _FILTER_TRAITS = ("sources", "types", "item_id", "start_ms", "end_ms", "text", "direction")
@@ -328,7 +331,7 @@ def link(timeline: Timeline, inspector: EventInspector) -> Callable[[], None]:
     return unlink
 
 
-def inspect(log: Any, *, sources: list[str] | None = None, height: int = 320, **timeline_kwargs: Any
+def inspect(log: EventLog, *, sources: list[str] | None = None, height: int = 320, **timeline_kwargs: Any
             ) -> InspectBox:
     """A :class:`Timeline` above an :class:`EventInspector`, linked; ``box.timeline`` / ``box.inspector``."""
     frame = _frame_of(log) if not hasattr(log, "input_audio") else None

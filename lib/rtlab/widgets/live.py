@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import numpy as np
@@ -22,6 +22,9 @@ import traitlets as t
 
 from ..protocol import canonical_event_name
 from .fallback import UpdatingStaticFallback, transcripts_png
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rtlab.log import EventLog
 
 _STATIC = Path(__file__).parent / "static"
 
@@ -240,6 +243,6 @@ def transcripts_html(transcripts: dict[str, list[dict[str, Any]]], event_count: 
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
-def live(log: Any, **kwargs: Any) -> LiveView:
+def live(log: EventLog, **kwargs: Any) -> LiveView:
     """Shortcut for :class:`LiveView` ``(log, **kwargs)``."""
     return LiveView(log, **kwargs)

@@ -11,6 +11,8 @@ Span placement in audio time (the audio clock of the session):
 - ``delta`` / ``completed``: ticks at the ``audio_ms`` where a text event arrived (by role, any protocol family);
   clicking plays the turn's window.
 - ``response``: response started → done (arrival times); plays the source's output audio.
+- ``output``: ticks where assistant or translated text arrived (GPT-Live answers, translation sidecars; Realtime
+  answers are drawn as responses).
 - ``error``: ticks for errors and failed transcriptions.
 """
 
@@ -29,9 +31,9 @@ import pandas as pd
 from rtlab.protocol.events import OUTPUT_AUDIO_FIELDS, role_of
 
 #: Tier names, in the order the timeline draws them within a source.
-TIERS: tuple[str, ...] = ("vad", "item", "delta", "completed", "response", "error")
+TIERS: tuple[str, ...] = ("vad", "item", "delta", "completed", "response", "output", "error")
 #: Tiers drawn as ticks (instants) rather than intervals.
-TICK_TIERS: frozenset[str] = frozenset({"delta", "completed", "error"})
+TICK_TIERS: frozenset[str] = frozenset({"delta", "completed", "output", "error"})
 #: Human labels for the legend.
 TIER_LABELS: dict[str, str] = {
     "vad": "VAD speech",
@@ -39,6 +41,7 @@ TIER_LABELS: dict[str, str] = {
     "delta": "transcript delta",
     "completed": "transcript final",
     "response": "response",
+    "output": "assistant / translated text",
     "error": "error / failed",
 }
 
@@ -337,6 +340,7 @@ def build_spans(frame: pd.DataFrame, turns: pd.DataFrame, *, end_ms: float | Non
     server = frame[(frame["direction"] == "server").to_numpy()]
     roles = [role_of(t, s) for t, s in zip(server["type"].astype(str), server["source"].astype(str), strict=True)]
     events = server["event"].array
+    server_types = server["type"].astype(str).tolist()
     responses: dict[tuple[str, str], tuple[float, int]] = {}
     finals = {(str(t.source), str(t.item_id)): t.transcript for t in turns.itertuples(index=False)}
     for i, (role, seq, at, source, item_id, rid) in enumerate(zip(
@@ -359,6 +363,9 @@ def build_spans(frame: pd.DataFrame, turns: pd.DataFrame, *, end_ms: float | Non
             start = responses.pop((source, rid), None)
             if start is not None:
                 add(src, "response", start[0], at, start[0], at, start[1], -1)
+        elif role == "output" and _session_text(server_types[i]):
+            # GPT-Live's answer or a translation, as it streams (its audio is the source's output lane)
+            add(src, "output", at, at, max(0.0, at - _ERROR_PLAY_MS), at, int(seq), item_no(item_id))
         elif role == "error":
             w = windows.get(key) or (max(0.0, at - _ERROR_PLAY_MS), at + _ERROR_PLAY_MS)
             ev = events[i]
@@ -387,6 +394,11 @@ def build_spans(frame: pd.DataFrame, turns: pd.DataFrame, *, end_ms: float | Non
         source=col[7].astype(np.uint8),
         tier=col[8].astype(np.uint8),
     )
+
+
+def _session_text(event_type: str) -> bool:
+    """Assistant or translated text of a session without responses (GPT-Live, translation), not audio."""
+    return event_type.startswith("session.") and event_type.endswith("transcript.delta")
 
 
 def _first_seq(frame: pd.DataFrame) -> dict[tuple[str, str], int]:

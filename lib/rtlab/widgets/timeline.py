@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import numpy as np
@@ -28,6 +28,9 @@ from . import payload as P
 from .fallback import StaticFallback
 from .live import LoopDispatch
 
+if TYPE_CHECKING:  # pragma: no cover
+    from rtlab.log import EventLog
+
 _STATIC = Path(__file__).parent / "static"
 
 #: Colours per tier, shared by the JS (sent in ``span_meta``) and the static PNG.
@@ -37,6 +40,7 @@ TIER_COLORS: dict[str, str] = {
     "delta": "#f28e2b",
     "completed": "#b07aa1",
     "response": "#76b7b2",
+    "output": "#9c755f",
     "error": "#e15759",
 }
 _SELECTION_KEYS = ("source", "kind", "item_id", "start_ms", "end_ms", "seq")
@@ -61,7 +65,7 @@ def _turns_of(log: Any, frame: pd.DataFrame, turns: pd.DataFrame | None) -> pd.D
     return turns[turns["source"].isin(set(frame["source"].unique()))]
 
 
-def collect_lanes(log: Any, frame: pd.DataFrame) -> list[P.Lane]:
+def collect_lanes(log: EventLog, frame: pd.DataFrame) -> list[P.Lane]:
     """The waveform lanes of a log: its input audio, then each source's assistant output audio."""
     lanes: list[P.Lane] = []
     if hasattr(log, "input_audio"):
