@@ -208,6 +208,14 @@ def _api(model: str | None) -> str | None:
     return api_of(model)
 
 
+def _serving(name: str, known: Mapping[str, str]) -> str | None:
+    """``name`` when it is a deployment of ``known``, else the one deployment serving model ``name``, else None."""
+    if name in known:
+        return name
+    serving = [d for d, m in known.items() if m == name]
+    return serving[0] if serving else None
+
+
 def resource_of(target: Target, models: Sequence[str] | None = None, *, voice_model: str | None = None,
                 translation_model: str | None = None, live_model: str | None = None) -> Resource:
     """What to try on ``target`` (see the module docstring).
@@ -238,8 +246,7 @@ def resource_of(target: Target, models: Sequence[str] | None = None, *, voice_mo
         if from_profile:
             known, origin = from_profile, "emulator profile"
     if voice_model is not None:
-        voice = voice_model if voice_model in known else next(
-            (d for d, m in known.items() if m == voice_model), None) or target.deployment_for(voice_model, kind="voice")
+        voice = _serving(voice_model, known) or target.deployment_for(voice_model, kind="voice")
     elif configured or not known:
         voice = target.deployment_for(None, kind="voice")
     else:  # an emulated resource whose names equal its models: its own voice deployment
@@ -249,13 +256,13 @@ def resource_of(target: Target, models: Sequence[str] | None = None, *, voice_mo
     if models:
         names = {}
         for m in models:
-            name = m if m in known else next((d for d, mm in known.items() if mm == m), None) or \
-                target.deployment_for(m, kind="transcription") or m
+            name = _serving(m, known) or target.deployment_for(m, kind="transcription") or m
             names[name] = known.get(name, m)
     else:
         names = {d: m for d, m in known.items() if d != voice and _api(m) in ("transcription", None)}
 
-    translation, translation_note = translation_model, None
+    translation = None if translation_model is None else _serving(translation_model, known) or translation_model
+    translation_note = None
     env_translation = os.environ.get(AZURE_DEPLOYMENT_ENV) or None
     deployments = dict(known)
     if translation is None:
@@ -267,7 +274,8 @@ def resource_of(target: Target, models: Sequence[str] | None = None, *, voice_mo
             f"no {T.MODEL} deployment configured",
             f"rtlab never guesses deployment names: set {AZURE_DEPLOYMENT_ENV}=NAME to the name of your {T.MODEL} "
             "deployment (or pass translation_model= / --translation-model)")
-    live, live_note = live_model, None
+    live = None if live_model is None else _serving(live_model, known) or live_model
+    live_note = None
     if live is None:
         live = next((d for d, m in known.items() if _api(m) == "live"), None)
     if live is None:
@@ -339,7 +347,8 @@ def _realtime_leg(target: Target, attempt: Attempt, voice: str) -> Leg:
         return RemoteLeg(source, t, config, validate=False, connect_model=voice)
     capability = TRANSCRIPTION_MODELS.get(attempt.model or "")
     vad = capability is None or capability.vad_in_transcription_session
-    config = SessionConfig.transcription(model=attempt.name, turn_detection=TurnDetection.server_vad() if vad else None)
+    config = SessionConfig.transcription(model=attempt.name,
+                                         turn_detection=TurnDetection.server_vad() if vad else None)
     # The Azure preview client needs the deployment in its URL even for a transcription session.
     connect = attempt.name if t.dialect == "azure-preview" else None
     return RemoteLeg(source, t, config, validate=False, connect_model=connect)
@@ -360,8 +369,8 @@ def _speech_target(target: Target) -> Any:
     wanted = ("AZURE_SPEECH_REGION", "AZURE_SPEECH_ENDPOINT", "AZURE_SPEECH_KEY", "AZURE_SPEECH_RESOURCE_ID")
     if not any(os.environ.get(v) for v in wanted):
         return ("no Azure Speech resource configured",
-                "Azure Speech is a separate service from Azure OpenAI: set AZURE_SPEECH_KEY and AZURE_SPEECH_REGION (or AZURE_SPEECH_ENDPOINT; keyless: "
-                "AZURE_SPEECH_RESOURCE_ID with AZURE_SPEECH_REGION)")
+                "Azure Speech is a separate service from Azure OpenAI: set AZURE_SPEECH_KEY and AZURE_SPEECH_REGION "
+                "(or AZURE_SPEECH_ENDPOINT; keyless: AZURE_SPEECH_RESOURCE_ID with AZURE_SPEECH_REGION)")
     try:
         return AzureSpeechTarget.from_env()
     except RtlabError as exc:
@@ -390,7 +399,7 @@ def _leg(target: Target, attempt: Attempt, voice: str) -> Leg | tuple[str, str]:
     try:
         return LiveLeg(_ga(target), LiveConfig(model=attempt.name), source=source)
     except RtlabError as exc:  # a name that is not a GPT-Live model: refused before sending
-        return (f"not tried: {exc}", "name a GPT-Live deployment (its model gpt-live-1 or gpt-live-1.1)")
+        return (str(exc), "name a GPT-Live deployment (its model gpt-live-1 or gpt-live-1.1)")
 
 
 def _row(attempt: Attempt, **values: Any) -> dict[str, Any]:
@@ -413,7 +422,7 @@ async def _run_attempt(target: Target, attempt: Attempt, audio: Any, *, voice: s
     try:
         leg = _leg(target, attempt, voice)
     except RtlabError as exc:  # e.g. a name the target cannot map: the endpoint was not asked
-        leg = (f"not tried: {exc}", "name a deployment of this resource (see AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS)")
+        leg = (str(exc), "name a deployment of this resource (see AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS)")
     if isinstance(leg, tuple):
         cause, fix = leg
         return _row(attempt, outcome="not-applicable", error_message=redact(cause), diagnosis_id="not-applicable",
