@@ -126,6 +126,12 @@ class TestPlan:
             plan(res)
         assert [a.kind for a in plan(res, ("azure-speech",))] == ["azure-speech"]  # workarounds alone still run
 
+    def test_a_voice_model_maps_to_the_deployment_serving_it(self, monkeypatch):
+        _documented_env(monkeypatch, "https://res.openai.azure.com", voice="prod-voice=gpt-realtime")
+        assert resource_of(Target.azure(), voice_model="gpt-realtime").voice == "prod-voice"
+        with pytest.raises(TargetError, match="prod-voice"):  # neither a deployment nor a model one serves
+            resource_of(Target.azure(), voice_model="gpt-realtime-mini")
+
     def test_azure_without_a_voice_deployment_says_what_to_set(self, monkeypatch):
         _documented_env(monkeypatch, "https://res.openai.azure.com")
         monkeypatch.delenv("AZURE_OPENAI_REALTIME_DEPLOYMENT")
@@ -289,6 +295,13 @@ class TestCommandLine:
         report = out.with_suffix(".txt").read_text()
         assert "OperationNotSupported" in report and "voice:  gpt-realtime" in report
         assert "Traceback" not in res.stderr
+
+    def test_a_resource_without_transcription_deployments_is_one_line(self, monkeypatch, tmp_path, capsys):
+        _documented_env(monkeypatch, "https://res.openai.azure.com")
+        monkeypatch.delenv("AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS")
+        assert main(["probe", "--target", "azure", "--out", str(tmp_path / "p.json")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS=name=model" in err
 
     def test_bad_output_path_is_one_line(self, tmp_path, capsys):
         assert main(["probe", "--out", str(tmp_path / "p.yaml")]) == 2
