@@ -1,8 +1,8 @@
-"""The command line: compare, report and probe, run as a user runs them (subprocesses, real emulator)."""
+"""The command line: compare and report, run as a user runs them (subprocesses, real emulator). The probe's CLI is
+tested in test_probe.py."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -99,18 +99,3 @@ def test_compare_rejects_a_bad_sidecar_spec_in_one_line(tmp_path):
     assert res.returncode == 2
     assert "Traceback" not in res.stderr
     assert "unknown sidecar spec 'pigeon'" in res.stderr
-
-
-def test_probe_cli_writes_a_profile_the_emulator_loads(tmp_path):
-    out = tmp_path / "azure.json"
-    res = rtlab("probe", "--target", "local-azure", "--model", "gpt-realtime-whisper", "--model",
-                "gpt-4o-transcribe", "--surface", "session-model", "--surface", "in-session-ga",
-                "--speed", "inf", "--out", out)
-    assert res.returncode == 0, res.stderr
-    profile = json.loads(out.read_text())
-    assert profile["session_models"]["gpt-realtime-whisper"]["status"] == 400
-    from rtlab.emulator.profiles import load_profile
-
-    assert load_profile(out).session_outcome("gpt-realtime-whisper").outcome == "handshake_error"
-    report = out.with_suffix(".txt").read_text()
-    assert "OperationNotSupported" in report

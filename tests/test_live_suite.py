@@ -83,7 +83,7 @@ def test_providers_come_from_the_environment(monkeypatch):
     ]
     assert providers[1].model_of("tx-whisper") == "gpt-realtime-whisper"
     line = spend_line(providers)
-    assert "16 sessions" in line and "4 short replies" in line and "assumed" in line
+    assert "16 sessions" in line and "0 short replies" in line and "assumed" in line
 
 
 def test_conformance_check_accepts_the_emulator_and_catches_a_bad_event(tmp_path):

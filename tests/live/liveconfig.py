@@ -14,9 +14,9 @@ CLIP = "short"
 CLIP_SECONDS = 3.0 + 1.5
 #: Sessions each case opens, per provider (the local sidecar of `compare` costs nothing).
 SESSIONS_PER_CASE = {"voice_in_session": 1, "transcription_session": 1, "probe": 4, "compare": 2}
-#: Assistant replies per provider: the conformance and compare voice sessions never answer
-#: (create_response=False); the probe's two in-session attempts answer the clip once each.
-REPLIES = 2
+#: Assistant replies per provider: none. The conformance and compare voice sessions are configured so the model never
+#: answers (create_response=False), and so are the probe's voice sessions (rtlab.probe asks about transcription only).
+REPLIES = 0
 #: Upper bounds we assume, not price quotes (evidence: assumed, rtlab's own cautious bound; the providers' pricing
 #: pages have the real numbers): per audio-minute streamed on any Realtime surface, and per short spoken reply.
 ASSUMED_MAX_USD_PER_AUDIO_MINUTE = 0.10

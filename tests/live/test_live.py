@@ -34,18 +34,6 @@ def _transcription_config(provider, name: str) -> SessionConfig:
     return SessionConfig.transcription(model=name, turn_detection=TurnDetection.server_vad() if vad else None)
 
 
-def _probe_error(row) -> dict:
-    """A probe row's error in the shape it arrived in (the probe keeps code and message)."""
-    error = {"code": row["error_code"], "message": row["error_message"]}
-    if row["outcome"] == "handshake-refused":
-        status = row["http_status"]
-        return {"type": "rtlab.handshake_failed", "status": None if status is None or status != status else
-                int(status), **error}
-    if row["outcome"] == "transcription-failed":
-        return {"type": "conversation.item.input_audio_transcription.failed", "error": error}
-    return {"type": "error", "error": error}
-
-
 def _explain(log) -> str:
     return "\n".join(diagnose(log).lines()) or "(no error events)"
 
@@ -86,16 +74,25 @@ def test_probe_small_model_list(provider, tmp_path):
                    voice_model=provider.voice_model)
     frame = result.frame
     print(result.matrix().to_string())
-    for _, row in frame[frame["outcome"] != "ok"].iterrows():
-        print(f"{row['model']} / {row['surface']}: {diagnose(_probe_error(row)).line()}")
+    print(result.answers().to_string())
+    for _, row in frame[frame["outcome"] != "ok"].iterrows():  # the raw error beside rtlab's diagnosis
+        print(f"{row['name']} / {row['surface']}: {row['outcome']} {row['error_code']} {row['error_message']}\n"
+              f"    diagnosis: {row['diagnosis']}\n    fix: {row['fix']}")
     assert len(frame) == len(provider.probe_models) * 2
+    assert set(frame["voice"].dropna()) <= {target.deployment_for(provider.voice_model, kind="voice")}
+    if provider.name == "azure":  # the resource's deployments, never a model-named guess
+        assert set(frame["name"]) <= set(provider.deployments), frame[["name", "model"]]
+        assert not frame["error_code"].eq("DeploymentNotFound").any(), frame[["name", "surface", "error_message"]]
     # every attempt got an answer from the service (ok, or a refusal/error it sent), none timed out
-    assert not (frame["outcome"] == "no-answer").any(), frame[["model", "surface", "outcome", "error_message"]]
-    assert (frame["outcome"] == "ok").any(), frame[["model", "surface", "outcome", "error_code"]]
+    assert not (frame["outcome"] == "no-answer").any(), frame[["name", "surface", "outcome", "error_message"]]
+    assert (frame["outcome"] == "ok").any(), frame[["name", "surface", "outcome", "error_code"]]
+    assert frame.loc[frame["outcome"] != "ok", "diagnosis"].notna().all()
     result.save(tmp_path / "profile.json")  # the saved profile round-trips through the emulator's loader
     from rtlab.emulator.profiles import load_profile
 
-    assert load_profile(tmp_path / "profile.json")
+    profile = load_profile(tmp_path / "profile.json")
+    if provider.name == "azure":
+        assert set(provider.deployments) <= set(profile.deployments)
 
 
 def test_compare_in_session_vs_sidecars(provider, tmp_path):
