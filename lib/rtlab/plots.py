@@ -64,6 +64,9 @@ OUTCOME_COLORS: dict[str, str] = {
     "transcription-failed": "#f1ce63",
     "error-event": "#f28e2b",
     "handshake-refused": "#e15759",
+    "no-answer": "#b07aa1",
+    "not-applicable": "#f4f4f4",
+    "—": "#ffffff",
 }
 
 METRIC_LABELS: dict[str, str] = {
@@ -460,7 +463,8 @@ def probe_heatmap(frame: pd.DataFrame, *, provenance: Mapping[str, Any] | None =
     """The probe's model × surface matrix, one coloured cell per attempt (``ProbeResult.frame``).
 
     The cell texts are :meth:`rtlab.probe.ProbeResult.matrix` (``ok (streams)``, ``handshake-refused 400``,
-    ``error-event CODE``, ...); the colours are :data:`OUTCOME_COLORS` (streaming ``ok`` darker than plain ``ok``).
+    ``error-event CODE``, ...); the colours are :data:`OUTCOME_COLORS` (streaming ``ok`` darker than plain ``ok``;
+    ``not-applicable`` pale and ``—`` (not tried) white, so an untried cell never reads as a result).
     """
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
