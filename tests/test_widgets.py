@@ -604,3 +604,31 @@ class TestStaticFallbacks:
         data, _ = tl._repr_mimebundle_()
         assert "image/png" not in data and "static picture failed: RuntimeError: no fonts" in data["text/plain"]
         assert "application/vnd.jupyter.widget-view+json" in data
+
+
+class TestLiveSpans:
+    """GPT-Live's input transcript has no items: its fragments play their own span of the session timeline."""
+
+    def test_fragments_play_their_timeline_span_and_join_their_turn(self, tmp_path: Path) -> None:
+        from rtlab.analysis import turns
+        from rtlab.cli import main
+        from rtlab.data import clip_path
+        from rtlab.log import EventLog
+
+        out = tmp_path / "live"
+        assert main(["compare", str(clip_path("monologue")), "--voice-model", "gpt-live-1", "--sidecar", "local",
+                     "--speed", "4", "--quiet", "--out", str(out)]) == 0
+        log = EventLog.load(out / "events.jsonl")
+        frame = log.to_frame()
+        table = turns(log)
+        spans = P.build_spans(frame, table)
+        live = spans.sources.index("in-session")
+        fragments = frame[(frame["source"] == "in-session") & (frame["type"] == "session.input_transcript.delta")]
+        assert len(fragments) >= 3
+        by_seq = {int(s): i for i, s in enumerate(spans.seq) if spans.source[i] == live
+                  and spans.tier[i] == P.TIERS.index("delta")}
+        live_items = set(table.loc[table["source"] == "in-session", "item_id"])
+        for seq, event in zip(fragments["seq"], fragments["event"], strict=True):
+            i = by_seq[int(seq)]
+            assert (spans.play_start_ms[i], spans.play_end_ms[i]) == (round(event["start_ms"]), round(event["end_ms"]))
+            assert spans.items[spans.item[i]] in live_items  # linked to the turn it falls in

@@ -353,7 +353,11 @@ def build_spans(frame: pd.DataFrame, turns: pd.DataFrame, *, end_ms: float | Non
         src = sources.index(source)
         key = (source, item_id if isinstance(item_id, str) else "")
         if role in ("partial", "final"):
-            w = windows.get(key) or (max(0.0, at - _ERROR_PLAY_MS), at)
+            span = _timeline_span(events[i]) if server_types[i] == "session.input_transcript.delta" else None
+            if span is not None:  # GPT-Live: a fragment stamped on the session timeline, no item of its own
+                item_id = _window_at(windows, source, span)
+                key = (source, item_id or "")
+            w = span or windows.get(key) or (max(0.0, at - _ERROR_PLAY_MS), at)
             # Delta texts are not drawn (ticks) and hover fetches the JSON: no decoding of tens of thousands.
             add(src, "delta" if role == "partial" else "completed", at, at, w[0], w[1], int(seq), item_no(item_id),
                 label_no(finals.get(key)) if role == "final" else -1)
@@ -394,6 +398,29 @@ def build_spans(frame: pd.DataFrame, turns: pd.DataFrame, *, end_ms: float | Non
         source=col[7].astype(np.uint8),
         tier=col[8].astype(np.uint8),
     )
+
+
+def _timeline_span(event: Any) -> tuple[float, float] | None:
+    """``(start_ms, end_ms)`` of an input-transcript fragment stamped on the session timeline (GPT-Live).
+
+    The Live leg streams from the session's start, so the session timeline is the input audio clock
+    (:mod:`rtlab.analysis.live` uses the same offset, 0).
+    """
+    if not isinstance(event, Mapping) or event.get("type") != "session.input_transcript.delta":
+        return None
+    start, end = _num(event.get("start_ms")), _num(event.get("end_ms"))
+    return (start, end) if start is not None and end is not None else None
+
+
+def _window_at(windows: Mapping[tuple[str, str], tuple[float, float]], source: str,
+               span: tuple[float, float]) -> str | None:
+    """The item of ``source`` whose turn window overlaps ``span`` most (None when none does)."""
+    best, best_overlap = None, 0.0
+    for (src, item_id), (start, end) in windows.items():
+        overlap = min(end, span[1]) - max(start, span[0])
+        if src == source and overlap > best_overlap:
+            best, best_overlap = item_id, overlap
+    return best
 
 
 def _session_text(event_type: str) -> bool:
