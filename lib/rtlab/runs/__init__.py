@@ -20,7 +20,8 @@ from .core import (
     run_sync,
 )
 from .local import LocalLeg
-from .realtime import RemoteLeg, handshake_error_event
+from .realtime import RemoteLeg
+from .wire import SocketLeg, handshake_error_event
 from .sidecar import (
     DEFAULT_SIDECARS,
     AzureSpeechSidecar,
@@ -41,6 +42,6 @@ __all__ = [
     "AzureSpeechSidecar", "TranslationSidecar", "voice_leg",
     "DEFAULT_SIDECARS", "IN_SESSION", "SIDECAR_AZURE_SPEECH", "SIDECAR_LOCAL", "SIDECAR_OOB",
     "SIDECAR_TRANSCRIPTION", "Leg", "LocalLeg", "LocalSidecar", "OutOfBandSidecar", "RemoteLeg", "Run",
-    "RunOptions", "TranscriptionSidecar", "arun_legs", "arun_session", "arun_sidecar", "build_legs",
+    "RunOptions", "SocketLeg", "TranscriptionSidecar", "arun_legs", "arun_session", "arun_sidecar", "build_legs",
     "handshake_error_event", "parse_sidecar", "run_session", "run_sidecar", "run_sync",
 ]

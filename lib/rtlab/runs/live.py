@@ -22,10 +22,7 @@ Example
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,8 +34,8 @@ from rtlab.audio import Resampler, decode, encode_g711
 from rtlab.errors import ConfigError, RtlabError, TargetError
 from rtlab.protocol import AUDIO_FORMATS as RUN_FORMATS
 from rtlab.protocol import live as L
-from rtlab.runs.core import IN_SESSION, Leg
-from rtlab.runs.realtime import handshake_error_event
+from rtlab.runs.core import IN_SESSION
+from rtlab.runs.wire import SocketLeg
 
 if TYPE_CHECKING:  # pragma: no cover
     from rtlab.runs.core import Run
@@ -168,7 +165,7 @@ class _Converter:
         return self._encode(np.asarray(pcm, np.int16))
 
 
-class LiveLeg(Leg):
+class LiveLeg(SocketLeg):
     """A GPT-Live voice session as one leg of a run.
 
     Parameters
@@ -200,7 +197,6 @@ class LiveLeg(Leg):
         self.close_timeout_s = close_timeout_s
         self.started: dict | None = None
         self.closed_event: dict | None = None
-        self.conn: Any = None
 
     def __repr__(self) -> str:
         return f"LiveLeg({self.source!r}, model={self.config.model!r}, target={self.target!r})"
@@ -215,22 +211,12 @@ class LiveLeg(Leg):
                 "session_model": self.config.model, "target": self.target.provider,
                 "dialect": self.target.dialect, "emulated": self.target.is_local}
 
-    def _connect(self) -> Any:
+    def connect(self) -> Any:
         return self.target.client().live.connect()
 
-    async def run(self, run: Run) -> None:
-        manager = self._connect()
+    async def converse(self, run: Run) -> None:
         try:
-            self.conn = await manager.__aenter__()
-        except Exception as exc:  # handshake refused: a result to record, not a crash
-            run.log.record("server", self.source, handshake_error_event(exc), audio_ms=run.clock_ms())
-            self.state.closed = True
-            self.ready.set()
-            await self.drain_queue()
-            return
-        receiver = asyncio.create_task(self._receive(run))
-        try:
-            await self._send(run, {"type": "session.start", "session": self.session_config})
+            await self.send(run, {"type": "session.start", "session": self.session_config})
             if not await self.wait_until(lambda: self.started is not None or bool(self.state.errors)
                                          or self.state.closed, run.options.ready_timeout_s):
                 raise RtlabError(f"{self.source}: no session.started within {run.options.ready_timeout_s} s")
@@ -247,17 +233,12 @@ class LiveLeg(Leg):
             if not converter.passthrough and not self.state.closed:
                 await self._append(run, converter, converter.convert(b"", last=True), audio_ms=run.clock_ms())
             if not self.state.closed:
-                await self._send(run, {"type": "session.close"})
+                await self.send(run, {"type": "session.close"})
                 timeout = self.close_timeout_s if self.close_timeout_s is not None else run.options.settle_timeout_s
                 if not await self.wait_until(lambda: self.state.closed, timeout):
                     logger.warning("%s: no session.closed within %.0f s", self.source, timeout)
             await run.settle(self)
         finally:
-            receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await receiver
-            with contextlib.suppress(Exception):
-                await manager.__aexit__(None, None, None)
             self.state.closed = True
 
     async def _append(self, run: Run, converter: _Converter, payload: bytes, *, audio_ms: float,
@@ -265,45 +246,20 @@ class LiveLeg(Leg):
         if payload:
             # The log keeps input audio on the run's clock: a wire format of another rate is put back onto it.
             wire = None if converter.passthrough else (converter.wire_fmt, converter.wire_rate)
-            await self._send(run, {"type": "session.input_audio.append",
+            await self.send(run, {"type": "session.input_audio.append",
                                    "audio": base64.b64encode(payload).decode("ascii")},
                              audio_ms=audio_ms, audio_offset=audio_offset if wire is None else None,
                              audio_format=wire)
 
-    async def _send(self, run: Run, event: dict, *, audio_ms: float | None = None,
-                    audio_offset: int | None = None, audio_format: tuple[str, int] | None = None) -> None:
-        run.log.record("client", self.source, event, audio_ms=run.clock_ms() if audio_ms is None else audio_ms,
-                       audio_offset=audio_offset, audio_format=audio_format)
-        try:
-            await self.conn.send(event)
-        except Exception as exc:  # connection gone: keep what was recorded, stop sending
-            self.state.closed = True
-            self.notify()
-            logger.info("%s: send failed (%s)", self.source, type(exc).__name__)
-
-    async def _receive(self, run: Run) -> None:
+    async def on_event(self, run: Run, event: dict) -> None:
         s = self.state
-        try:
-            while True:
-                raw = await self.conn.recv_bytes()
-                try:
-                    event = json.loads(raw)
-                except ValueError:
-                    event = {"type": "rtlab.unparseable", "raw": raw[:200].decode("utf-8", "replace")}
-                run.log.record("server", self.source, event, audio_ms=run.clock_ms())
-                etype = event.get("type")
-                if etype == "session.started":
-                    self.started = event
-                    s.session = dict(event.get("session") or {})
-                elif etype == "error":
-                    s.errors.append(event.get("error") or {})
-                elif etype == "session.closed":
-                    self.closed_event = event
-                    s.closed = True
-                self.notify()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the server closed the socket (after session.closed, or not)
+        etype = event.get("type")
+        if etype == "session.started":
+            self.started = event
+            s.session = dict(event.get("session") or {})
+        elif etype == "error":
+            s.errors.append(event.get("error") or {})
+        elif etype == "session.closed":
+            self.closed_event = event
             s.closed = True
-            self.notify()
-            logger.info("%s: connection closed (%s)", self.source, type(exc).__name__)
+

@@ -9,10 +9,7 @@ transcript of every committed turn (``response.create`` with ``conversation: "no
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -20,13 +17,14 @@ from rtlab.errors import RtlabError
 from rtlab.protocol import events as E
 from rtlab.protocol.shapes import DIALECTS
 
-from .core import SIDECAR_OOB, Leg, Run
+from .core import SIDECAR_OOB, Run
+from .wire import SocketLeg, handshake_error_event
 
 if TYPE_CHECKING:  # pragma: no cover
     from rtlab.config import SessionConfig
     from rtlab.targets import Target
 
-__all__ = ["OOB_INSTRUCTIONS", "RemoteLeg", "handshake_error_event"]
+__all__ = ["OOB_INSTRUCTIONS", "RemoteLeg", "handshake_error_event"]  # handshake_error_event: from .wire
 
 logger = logging.getLogger("rtlab.runs")
 
@@ -35,7 +33,7 @@ OOB_INSTRUCTIONS = (
 )
 
 
-class RemoteLeg(Leg):
+class RemoteLeg(SocketLeg):
     """A Realtime session through the official SDK: a voice session or a transcription session.
 
     Parameters
@@ -64,7 +62,6 @@ class RemoteLeg(Leg):
         self.oob = oob
         self.validate = validate
         self.connect_model = connect_model
-        self.conn: Any = None
         self._configured = False
 
     def wants_transcripts(self) -> bool:
@@ -84,42 +81,27 @@ class RemoteLeg(Leg):
         return {"family": self.family, "kind": self.config.kind, "session_model": model, "transcription_model": getattr(tx, "model", None),
                 "target": self.target.provider, "dialect": self.target.dialect, "emulated": self.target.is_local}
 
-    def _source_of(self, event: dict) -> str:
+    def source_of(self, event: dict) -> str:
         rid = event.get("response_id") or (event.get("response") or {}).get("id")
         if rid and rid in self.state.oob_responses:
             return SIDECAR_OOB
         return self.source
 
-    async def run(self, run: Run) -> None:
+    def connect(self) -> Any:
         model = self.connect_model or getattr(self.config, "model", None)
-        manager = self.target.connect(kind=self.config.kind, model=model)
-        try:
-            self.conn = await manager.__aenter__()
-        except Exception as exc:  # handshake refused: a result to record, not a crash
-            run.log.record("server", self.source, handshake_error_event(exc), audio_ms=run.clock_ms())
-            self.state.closed = True
-            self.ready.set()
-            await self.drain_queue()
-            return
-        receiver = asyncio.create_task(self._receive(run))
-        try:
-            if not await self.wait_until(lambda: self.state.session is not None or self.state.closed,
-                                         run.options.ready_timeout_s):
-                raise RtlabError(f"{self.source}: no session.created within {run.options.ready_timeout_s} s")
-            await self._send(run, self.target.render(self.config, validate=self.validate))
-            if not await self.wait_until(self._updated, run.options.ready_timeout_s):
-                raise RtlabError(f"{self.source}: no session.updated within {run.options.ready_timeout_s} s")
-            self.ready.set()
-            await self._stream(run)
-            await self._barrier(run)
-            await run.settle(self)
-        finally:
-            self.ready.set()
-            receiver.cancel()
-            with contextlib.suppress(BaseException):
-                await receiver
-            with contextlib.suppress(Exception):
-                await manager.__aexit__(None, None, None)
+        return self.target.connect(kind=self.config.kind, model=model)
+
+    async def converse(self, run: Run) -> None:
+        if not await self.wait_until(lambda: self.state.session is not None or self.state.closed,
+                                     run.options.ready_timeout_s):
+            raise RtlabError(f"{self.source}: no session.created within {run.options.ready_timeout_s} s")
+        await self.send(run, self.target.render(self.config, validate=self.validate))
+        if not await self.wait_until(self._updated, run.options.ready_timeout_s):
+            raise RtlabError(f"{self.source}: no session.updated within {run.options.ready_timeout_s} s")
+        self.ready.set()
+        await self._stream(run)
+        await self._barrier(run)
+        await run.settle(self)
 
     async def _stream(self, run: Run) -> None:
         """Send the run's chunks; without server VAD, commit at the end of each turn the local VAD hears."""
@@ -132,12 +114,12 @@ class RemoteLeg(Leg):
         while (chunk := await self.queue.get()) is not None:
             if self.state.closed:
                 continue
-            await self._send(run, {"type": E.APPEND, "audio": base64.b64encode(chunk.payload).decode()},
+            await self.send(run, {"type": E.APPEND, "audio": base64.b64encode(chunk.payload).decode()},
                              audio_ms=chunk.offset_ms + chunk.duration_ms, audio_offset=chunk.offset_samples)
             if commits is not None and any(isinstance(e, SpeechStopped) for e in commits.feed(run.decode(chunk.payload))):
-                await self._send(run, {"type": E.COMMIT})
+                await self.send(run, {"type": E.COMMIT})
         if commits is not None and any(isinstance(e, SpeechStopped) for e in commits.flush()):
-            await self._send(run, {"type": E.COMMIT})
+            await self.send(run, {"type": E.COMMIT})
 
     async def _barrier(self, run: Run) -> None:
         """Wait until the server has processed everything sent so far.
@@ -155,7 +137,7 @@ class RemoteLeg(Leg):
         else:
             event = {"type": E.SESSION_UPDATE, "session": {}}
         expected, n_errors = self.state.n_updated + 1, len(self.state.errors)
-        await self._send(run, event)
+        await self.send(run, event)
         if not await self.wait_until(lambda: self.state.closed or self.state.n_updated >= expected
                                      or len(self.state.errors) > n_errors, run.options.settle_timeout_s):
             logger.warning("%s: the server did not answer the end-of-audio barrier", self.source)
@@ -164,37 +146,7 @@ class RemoteLeg(Leg):
         s = self.state
         return s.closed or bool(s.errors) or (s.session is not None and s.session.get("_updated", False))
 
-    async def _send(self, run: Run, event: dict, *, audio_ms: float | None = None,
-                    audio_offset: int | None = None) -> None:
-        source = SIDECAR_OOB if event.get("type") == E.RESPONSE_CREATE and event.get("_oob") else self.source
-        event = {k: v for k, v in event.items() if k != "_oob"}
-        run.log.record("client", source, event, audio_ms=run.clock_ms() if audio_ms is None else audio_ms,
-                       audio_offset=audio_offset)
-        try:
-            await self.conn.send(event)
-        except Exception as exc:  # connection gone: keep what was recorded, stop sending
-            self.state.closed = True
-            self.notify()
-            logger.info("%s: send failed (%s)", self.source, type(exc).__name__)
-
-    async def _receive(self, run: Run) -> None:
-        try:
-            while True:
-                raw = await self.conn.recv_bytes()
-                try:
-                    event = json.loads(raw)
-                except ValueError:
-                    event = {"type": E.UNPARSEABLE, "raw": raw[:200].decode("utf-8", "replace")}
-                self._register_oob(event)
-                run.log.record("server", self._source_of(event), event, audio_ms=run.clock_ms())
-                await self._on_event(run, event)
-                self.notify()
-        except Exception as exc:  # noqa: BLE001 - a closed or broken connection ends the leg, never the run
-            self.state.closed = True
-            self.notify()
-            logger.info("%s: connection closed (%s)", self.source, type(exc).__name__)
-
-    def _register_oob(self, event: dict) -> None:
+    def before_record(self, event: dict) -> None:
         """Tag an out-of-band response by its metadata before its first event is recorded."""
         if event.get("type") == E.RESPONSE_CREATED:
             resp = event.get("response") or {}
@@ -202,7 +154,7 @@ class RemoteLeg(Leg):
             if item and resp.get("id"):
                 self.state.oob_responses[resp["id"]] = item
 
-    async def _on_event(self, run: Run, event: dict) -> None:
+    async def on_event(self, run: Run, event: dict) -> None:
         s = self.state
         etype = E.canonical_event_name(event.get("type", ""))
         if etype == E.SESSION_CREATED:
@@ -221,7 +173,7 @@ class RemoteLeg(Leg):
         elif etype in (E.TR_COMPLETED, E.TR_FAILED):
             s.transcribed.add(event.get("item_id"))
         elif etype == E.RESPONSE_CREATED:
-            rid = (event.get("response") or {}).get("id")  # oob responses were tagged by _register_oob
+            rid = (event.get("response") or {}).get("id")  # oob responses were tagged by before_record
             if rid:
                 s.active_responses.add(rid)
         elif etype == E.RESPONSE_DONE:
@@ -245,29 +197,4 @@ class RemoteLeg(Leg):
             response["modalities"] = ["text"]
         else:
             response["output_modalities"] = ["text"]
-        await self._send(run, {"type": E.RESPONSE_CREATE, "response": response, "_oob": True})
-
-
-def handshake_error_event(exc: BaseException) -> dict[str, Any]:
-    """A handshake failure as an rtlab pseudo-event (status, code, message), with no secret in it."""
-    from rtlab.secrets import redact
-
-    status = None
-    body = ""
-    response = getattr(exc, "response", None)
-    if response is not None:
-        status = getattr(response, "status_code", None)
-        raw = getattr(response, "body", b"") or b""
-        body = raw.decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else str(raw)
-    code = None
-    message = body or type(exc).__name__
-    with contextlib.suppress(ValueError, TypeError, AttributeError):
-        err = json.loads(body).get("error", {})
-        code, message = err.get("code"), err.get("message") or message
-    return {
-        "type": E.HANDSHAKE_FAILED,
-        "status": status,
-        "code": code,
-        "message": redact(str(message))[:500],
-        "exception": type(exc).__name__,
-    }
+        await self.send(run, {"type": E.RESPONSE_CREATE, "response": response}, source=SIDECAR_OOB)

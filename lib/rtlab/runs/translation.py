@@ -21,10 +21,7 @@ Example
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -32,8 +29,8 @@ from typing import TYPE_CHECKING
 
 from rtlab.errors import ConfigError, RtlabError, TargetError
 from rtlab.protocol import translation as T
-from rtlab.runs.core import Leg, Run
-from rtlab.runs.realtime import handshake_error_event
+from rtlab.runs.core import Run
+from rtlab.runs.wire import SocketLeg
 
 if TYPE_CHECKING:  # pragma: no cover
     from rtlab.targets import Target
@@ -128,7 +125,7 @@ def parse_translate_spec(spec: str) -> TranslationSidecar | None:
     return TranslationSidecar(language=arg)
 
 
-class TranslationLeg(Leg):
+class TranslationLeg(SocketLeg):
     """A translation session through the SDK, fed the run's chunks, recorded as ``sidecar:translate:LANG``.
 
     Parameters
@@ -213,8 +210,8 @@ class TranslationLeg(Leg):
             )
             return await self._give_up()
         try:
-            manager = self.manager()
-        except RtlabError as exc:  # a target this leg cannot use: recorded with its message, not raised
+            self.manager()  # a target this leg cannot use: recorded with its message, not raised
+        except RtlabError as exc:
             run.log.record(
                 "server",
                 self.source,
@@ -222,26 +219,19 @@ class TranslationLeg(Leg):
                 audio_ms=run.clock_ms(),
             )
             return await self._give_up()
-        try:
-            self.conn = await manager.__aenter__()  # type: ignore[attr-defined]
-        except Exception as exc:  # refused handshake: a result to record, not a crash
-            run.log.record("server", self.source, handshake_error_event(exc), audio_ms=run.clock_ms())
-            return await self._give_up()
-        receiver = asyncio.create_task(self._receive(run))
-        try:
-            if await self._configure(run):
-                await self._stream(run)
-                await self._finish(run)
-            else:
-                self.ready.set()
-                await self.drain_queue()
-            await run.settle(self)
-        finally:
-            receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await receiver
-            with contextlib.suppress(Exception):
-                await manager.__aexit__(None, None, None)  # type: ignore[attr-defined]
+        await super().run(run)
+
+    def connect(self) -> object:
+        return self.manager()
+
+    async def converse(self, run: Run) -> None:
+        if await self._configure(run):
+            await self._stream(run)
+            await self._finish(run)
+        else:
+            self.ready.set()
+            await self.drain_queue()
+        await run.settle(self)
 
     # ------------------------------------------------------------------------------------------ steps
     async def _configure(self, run: Run) -> bool:
@@ -256,7 +246,7 @@ class TranslationLeg(Leg):
         if s.closed or s.session is None:
             return False
         n_errors = len(s.errors)
-        await self._send(run, self.session_update())
+        await self.send(run, self.session_update())
         return (
             await self._wait(
                 lambda: s.n_updated > 0 or s.closed or len(s.errors) > n_errors,
@@ -271,7 +261,7 @@ class TranslationLeg(Leg):
         while (chunk := await self.queue.get()) is not None:
             if self.state.closed:
                 continue
-            await self._send(
+            await self.send(
                 run,
                 {
                     "type": "session.input_audio_buffer.append",
@@ -285,7 +275,7 @@ class TranslationLeg(Leg):
         """``session.close``, then the remaining output until ``session.closed`` (or the settle timeout)."""
         if self.state.closed:
             return
-        await self._send(run, {"type": "session.close"})
+        await self.send(run, {"type": "session.close"})
         if not await self._wait(lambda: self.state.closed, run.options.settle_timeout_s, "session.closed"):
             self.state.closed = True
 
@@ -300,47 +290,7 @@ class TranslationLeg(Leg):
         logger.warning("%s: no %s within %.0f s", self.source, what, timeout_s)
         return False
 
-    # ------------------------------------------------------------------------------------------ wire
-    async def _send(
-        self, run: Run, event: dict, *, audio_ms: float | None = None, audio_offset: int | None = None
-    ) -> None:
-        run.log.record(
-            "client",
-            self.source,
-            event,
-            audio_ms=run.clock_ms() if audio_ms is None else audio_ms,
-            audio_offset=audio_offset,
-        )
-        try:
-            await self.conn.send(event)  # type: ignore[attr-defined]
-        except Exception as exc:  # connection gone: keep what was recorded, stop sending
-            self.state.closed = True
-            self.notify()
-            logger.info("%s: send failed (%s)", self.source, type(exc).__name__)
-
-    async def _receive(self, run: Run) -> None:
-        s = self.state
-        try:
-            while True:
-                # recv_bytes + json: the SDK's recv() does not validate, and the log keeps exactly what came.
-                raw = await self.conn.recv_bytes()  # type: ignore[attr-defined]
-                try:
-                    event = json.loads(raw)
-                except ValueError:
-                    event = {"type": "rtlab.unparseable", "raw": raw[:200].decode("utf-8", "replace")}
-                if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-                    event = {"type": "rtlab.unparseable", "raw": str(event)[:200]}
-                run.log.record("server", self.source, event, audio_ms=run.clock_ms())
-                self._on_event(event)
-                self.notify()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            s.closed = True
-            self.notify()
-            logger.info("%s: connection closed (%s)", self.source, type(exc).__name__)
-
-    def _on_event(self, event: dict) -> None:
+    async def on_event(self, run: Run, event: dict) -> None:
         s = self.state
         etype = event["type"]
         if etype == "session.created":
