@@ -174,7 +174,7 @@ class StudyResults:
                    sum(e) AS e, sum(w) AS w, sum(ce) AS ce, sum(cw) AS cw, sum(n_turns) AS n_turns,
                    sum(n_failed) AS n_failed, count(*) FILTER (WHERE missed) AS n_missed, sum(cost) AS cost,
                    sum(audio_s) AS audio_s
-            FROM per_unit GROUP BY {keys}, bucket""").df()
+            FROM per_unit GROUP BY {keys}, bucket ORDER BY {keys}, bucket""").df()
         qs = ", ".join(
             f"quantile_cont({m}, {list(QUANTILES)}) FILTER (WHERE isfinite({m})) AS {m}" for m in LATENCY_METRICS)
         label = ", any_value(condition_label) AS condition_label" if "condition" in by and \
@@ -184,7 +184,7 @@ class StudyResults:
                    string_agg(DISTINCT cost_basis, ',' ORDER BY cost_basis) AS cost_basis{label}
             FROM rows GROUP BY {keys}""").df()
         out = []
-        for key, g in units.groupby(by, sort=True, dropna=False):
+        for key, g in units.groupby(by, sort=True, dropna=False):  # buckets in order: the resampling repeats
             key = key if isinstance(key, tuple) else (key,)
             row: dict[str, Any] = dict(zip(by, key, strict=True))
             w, cw = float(g["w"].sum()), float(g["cw"].sum())
@@ -208,7 +208,8 @@ class StudyResults:
         if summary.empty:
             return summary
         for m in LATENCY_METRICS:
-            vals = lat[m].apply(lambda v: list(v) if v is not None and len(v) else [np.nan] * len(QUANTILES))
+            vals = [list(v) if isinstance(v, list | np.ndarray) and len(v) else [np.nan] * len(QUANTILES)
+                    for v in lat[m]]
             for i, q in enumerate(QUANTILES):
                 lat[f"{m[:-3]}_p{int(q * 100)}_ms"] = [v[i] for v in vals]
         lat = lat.drop(columns=list(LATENCY_METRICS))
