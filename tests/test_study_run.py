@@ -169,7 +169,7 @@ class TestResume:
         pids = client.run(os.getpid)
         os.kill(next(iter(pids.values())), signal.SIGKILL)  # a unit was in flight on each worker
         thread.join(300)
-        assert not thread.is_alive()
+        assert not thread.is_alive(), f"the study did not finish after the worker was killed: {study_status(out)}"
         run = box["run"]
         assert (run.done, run.failed) == (6, 0)
         rows = _assert_one_row_per_key(out)
@@ -293,6 +293,20 @@ class TestRateLimits:
         assert all("rate limited (HTTP 429, code rate_limit_exceeded)" in f[3] and "gave up after 3 attempts" in f[3]
                    for f in st.failures)
         assert not list((tmp_path / "results").rglob("*.parquet"))
+
+    def test_a_quota_sized_wait_fails_at_once(self, corpus_dir, tmp_path):
+        import rtlab.emulator
+
+        profile = {"name": "quota", "session_models": {"default": {
+            "outcome": "handshake_error", "status": 429, "code": "429",
+            "message": "Requests have exceeded the token rate limit. Please retry after 86400 seconds."}}}
+        with rtlab.emulator.start(profile=profile, seed=1) as emu:
+            spec = _study(corpus_dir, "quota", transforms=([],), corpus={"pattern": "a.wav"},
+                          conditions={"base": {"sidecars": ["local"], "target": emu.url}})
+            t0 = time.monotonic()
+            run = run_study(spec, tmp_path, progress=False)
+        assert (run.done, run.failed) == (0, 1) and run.outcomes[0].attempts == 1
+        assert "asks to wait 86400 s" in run.outcomes[0].error and time.monotonic() - t0 < 60
 
     def test_sessions_limit_is_shared_by_all_workers(self, corpus_dir, tmp_path, emulator, client):
         proxy = RefusingProxy(emulator.url)

@@ -75,8 +75,11 @@ async def aexecute_unit(unit: Unit, store: StudyStore, *, acquire: Callable, rel
             rows = await arun_unit(unit, log_dir=attempt_dir)
         except RateLimited as exc:
             store.drop_attempt(attempt_dir)
-            if attempt >= unit.run.max_attempts:
-                error = f"{exc} (gave up after {attempt} attempts)"
+            hint = exc.retry_after_s
+            if attempt >= unit.run.max_attempts or (hint is not None and hint > unit.run.backoff_cap_s):
+                why = f"gave up after {attempt} attempts" if attempt >= unit.run.max_attempts else (
+                    f"the endpoint asks to wait {hint:g} s, more than run.backoff_cap_s: a quota, not a burst")
+                error = f"{exc} ({why})"
                 store.mark_failed(unit, error=error, attempts=attempt, seconds=time.monotonic() - t0)
                 return UnitOutcome(unit.unit_id, "failed", 0, attempt, time.monotonic() - t0, error)
             delay = backoff_delay(attempt, base_s=unit.run.backoff_base_s, cap_s=unit.run.backoff_cap_s,

@@ -11,7 +11,9 @@ holders apply it:
 
 A unit holds ``condition.n_sessions()`` session leases and takes ``audio minutes × sessions`` tokens before it
 connects. Units refused with HTTP 429 or ``rate_limit_exceeded`` wait :func:`backoff_delay` (exponential with full
-jitter, bounded, never shorter than the server's "try again in" hint) and run again, up to ``max_attempts``.
+jitter, bounded, never shorter than the server's "try again in" hint) and run again, up to ``max_attempts``; a
+hint longer than ``backoff_cap_s`` (Azure says "retry after 86400 seconds" for a spent daily quota) fails the
+unit at once with that message instead of sleeping for a day.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import RtlabError
+from ..protocol.evidence import Evidence
 from .spec import Condition, Unit
 
 __all__ = ["RateLimited", "arun_unit", "check_condition", "run_unit", "unit_audio"]
@@ -35,8 +36,19 @@ PROVENANCE = ("rtlab_version", "target_desc", "profile", "profile_evidence", "ti
               "prices_as_of", "seed", "unit_seed", "speed", "chunk_ms")
 _DIALECT_OF = {"local": "openai-ga", "local-azure": "azure-ga", "openai": "openai-ga", "azure": "azure-ga",
                "azure-preview": "azure-preview"}
-# "Please try again in 1.574s" / "in 6ms" (reported: openai/codex issue 88, 2025-04-16).
-_RETRY_HINT = re.compile(r"try again in (\d+(?:\.\d+)?)\s*(ms|s)\b", re.I)
+#: How a real endpoint says "too many": what :func:`_raise_if_rate_limited` recognizes, with its evidence.
+RATE_LIMIT_EVIDENCE = (
+    Evidence("reported", "Azure-Samples/aisearch-openai-rag-audio issue 9: HTTP 429 on the Realtime WebSocket "
+             "handshake of an Azure gpt-4o-realtime-preview deployment", "2024-10-02"),
+    Evidence("reported", "openai/codex issue 88 and Pythagora-io/gpt-pilot PR 53: OpenAI 429 bodies carry code "
+             "'rate_limit_exceeded' and 'Please try again in 1.574s' / 'in 6ms'", "2025-04-16"),
+    Evidence("reported", "microsoft/sample-app-aoai-chatGPT issue 406: Azure OpenAI 429 messages end 'Please retry "
+             "after 9 seconds' (code '429'; a daily quota says 'after 86400 seconds')", "2023-11-21"),
+    Evidence("assumed", "rtlab: a Realtime session over its limit may also get an `error` event with code "
+             "rate_limit_exceeded after the handshake; not yet observed on /v1/realtime", "2026-12-01"),
+)
+# "Please try again in 1.574s" / "in 6ms" (OpenAI), "Please retry after 6 seconds" (Azure).
+_RETRY_HINT = re.compile(r"(?:try again in|retry after)\s+(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|seconds?)\b", re.I)
 
 
 class RateLimited(RtlabError):
@@ -161,7 +173,7 @@ def _raise_if_rate_limited(log: Any) -> None:
         else:
             err = ev.get("error") or {}
             status, code, message = None, err.get("code"), err.get("message") or ""
-        if status == 429 or code == "rate_limit_exceeded":
+        if status == 429 or code in ("rate_limit_exceeded", "429"):
             hint = _RETRY_HINT.search(message)
             retry = None
             if hint:
