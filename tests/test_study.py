@@ -224,6 +224,47 @@ class TestStore:
         assert not store.is_done(unit)  # a status without its rows is not done
 
 
+    def _done_parts(self, store, units):
+        for k, unit in enumerate(units):
+            rows = pd.DataFrame({"unit_id": [unit.unit_id] * 2, "source": ["a", "b"], "turn": [0, 0],
+                                 "condition": [unit.condition_id] * 2, "file_ref_words": [10.0 + k] * 2})
+            store.write_rows(unit, rows)
+            store.mark_done(unit, rows=2, attempts=1, seconds=0.1)
+
+    def test_compaction_merges_done_parts_and_keeps_them_done(self, tmp_path, study_file):
+        units = [u for u in load_study(study_file).units() if u.condition_id == "whisper-low"]
+        store = StudyStore(tmp_path / "out")
+        self._done_parts(store, units)
+        assert store.compact() == 2
+        files = sorted(p.name for p in (store.results_dir / "condition=whisper-low").iterdir())
+        assert len(files) == 2 and files[0].startswith("batch-") and files[0].endswith(".json")
+        assert all(store.is_done(u) for u in units)
+        rows = results(tmp_path / "out").turns()
+        assert len(rows) == 4 and not rows.duplicated(["unit_id", "source"]).any()
+        assert store.compact() == 0  # nothing left to merge
+
+    def test_a_compaction_killed_midway_is_finished_by_the_next_run(self, tmp_path, study_file):
+        units = [u for u in load_study(study_file).units() if u.condition_id == "whisper-low"]
+        store = StudyStore(tmp_path / "out")
+        self._done_parts(store, units)
+        cond = store.results_dir / "condition=whisper-low"
+        # the batch is written and renamed, then the process dies: statuses and parts are the old ones
+        listing = json.dumps({"units": [u.unit_id for u in units]})
+        (cond / "batch-0123456789abcdef.json").write_text(listing)
+        pd.concat([pd.read_parquet(store.part_path(u)) for u in units]).to_parquet(
+            cond / "batch-0123456789abcdef.parquet")
+        (cond / ".batch-x.parquet.tmp").write_text("torn")
+        store.settle()
+        assert sorted(p.name for p in cond.iterdir()) == ["batch-0123456789abcdef.json",
+                                                           "batch-0123456789abcdef.parquet"]
+        assert all(store.is_done(u) for u in units)
+        assert len(results(tmp_path / "out").turns()) == 4
+        # a batch that never got written is forgotten, and its units stay as they were
+        (cond / "batch-ffffffffffffffff.json").write_text(listing)
+        store.settle()
+        assert not (cond / "batch-ffffffffffffffff.json").exists() and all(store.is_done(u) for u in units)
+
+
 # --------------------------------------------------------------------------------------------------
 def _rows(n_units=40, seed=0):
     """Synthetic study rows: two sources, 3 turns per file, known error counts."""
@@ -272,7 +313,7 @@ class TestSummary:
         assert s.loc["good", "n_turns"] == 6
 
     def test_ratio_ci_needs_two_files(self):
-        assert np.isnan(bootstrap_ratio_ci(np.array([1.0]), np.array([10.0]))[0])
+        assert np.isnan(bootstrap_ratio_ci([(np.array([1.0]), np.array([10.0]))])[0][0])
 
     def test_a_plain_turns_table_from_a_small_run(self):
         turns = pd.DataFrame({"file": ["a.wav", "a.wav", "b.wav"], "source": ["in-session"] * 3,

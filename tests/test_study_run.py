@@ -87,8 +87,8 @@ def _rows(out) -> pd.DataFrame:
 def _assert_one_row_per_key(out) -> pd.DataFrame:
     rows = _rows(out)
     assert not rows.duplicated(["unit_id", "turn", "source"]).any()
-    leftovers = [p for p in Path(out, "results").rglob("*") if p.is_file() and not p.name.startswith("part-")]
-    assert leftovers == []
+    files = [p for p in Path(out, "results").rglob("*") if p.is_file()]
+    assert [p for p in files if not p.name.startswith(("part-", "batch-"))] == []  # no temporary file left
     return rows
 
 
@@ -121,6 +121,10 @@ class TestExecutors:
     def test_rerun_skips_done_units(self, corpus_dir, in_process):
         again = run_study(_study(corpus_dir, "same"), in_process.out, progress=False)
         assert (again.skipped, again.done, again.failed) == (4, 0, 0)
+
+    def test_the_run_compacts_its_parts_into_one_file_per_condition(self, in_process):
+        files = sorted(p.name for p in Path(in_process.out, "results").rglob("*.parquet"))
+        assert len(files) == 2 and all(f.startswith("batch-") for f in files)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -5,9 +5,11 @@ from a small in-memory run) as one DuckDB view, ``rows``; nothing is loaded into
 only the aggregate. :meth:`StudyResults.summary` gives one row per group (default: condition × source):
 
 * ``wer`` / ``cer`` — corpus rates: total edits over total reference words (characters), per file (the whole
-  file's transcript of a source against its reference, see :mod:`rtlab.study.unit`; rows without file scores fall
-  back to the sum of their per-turn counts). ``wer_lo`` / ``wer_hi`` — a percentile bootstrap confidence
-  interval that resamples *files* (turns of one file are not independent). Above ``buckets`` files, the files
+  file's transcript of a source against its reference, see :mod:`rtlab.study.unit`; a small run's turns table
+  without file scores uses the sums of its per-turn counts). Group by columns that are constant within a file
+  and source (condition, source, item, speaker, metadata, ...): the file scores are read from each (unit,
+  source)'s first row. ``wer_lo`` / ``wer_hi`` — a percentile bootstrap confidence
+  interval that resamples *files* (turns of one file are not independent). Above ``buckets`` (500) files, the files
   of a group are pooled into that many buckets by a hash of their unit id before resampling: a random partition
   keeps the variance of the total, and the cost stays fixed however large the corpus.
 * ``<metric>_p50_ms`` / ``_p90_ms`` / ``_p95_ms`` for ``first_delta_ms``, ``ttfs_ms`` and ``ttfs_true_ms``
@@ -43,7 +45,7 @@ QUANTILES = (0.5, 0.9, 0.95)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Columns the summary reads; a DataFrame without some of them gets them as nulls.
 _NEEDED = {
-    "unit_id": "VARCHAR", "condition": "VARCHAR", "source": "VARCHAR", "status": "VARCHAR", "model": "VARCHAR",
+    "unit_id": "VARCHAR", "turn": "INTEGER", "condition": "VARCHAR", "source": "VARCHAR", "status": "VARCHAR", "model": "VARCHAR",
     "word_errors": "DOUBLE", "ref_words": "DOUBLE", "char_errors": "DOUBLE", "ref_chars": "DOUBLE",
     "file_word_errors": "DOUBLE", "file_ref_words": "DOUBLE", "file_char_errors": "DOUBLE",
     "file_ref_chars": "DOUBLE", "cost_usd": "DOUBLE", "audio_s": "DOUBLE", "condition_label": "VARCHAR",
@@ -51,28 +53,38 @@ _NEEDED = {
 }
 
 
-def bootstrap_ratio_ci(errors: np.ndarray, words: np.ndarray, *, n_boot: int = 1000, ci: float = 0.95,
-                       seed: Any = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of ``sum(errors) / sum(words)`` resampling the (file or bucket) pairs.
+def bootstrap_ratio_ci(pairs: Sequence[tuple[np.ndarray, np.ndarray]], *, n_boot: int = 1000, ci: float = 0.95,
+                       seed: Any = 0) -> list[tuple[float, float]]:
+    """Percentile bootstrap CIs of ``sum(errors) / sum(words)`` for each ``(errors, words)`` pair of arrays,
+    resampling their positions (files, or buckets of files) jointly, so WER and CER see the same resamples.
 
-    Returns (NaN, NaN) with fewer than two pairs that have reference words.
+    A pair with fewer than two positions that have reference words gets (NaN, NaN).
     """
-    e = np.asarray(errors, dtype=float)
-    w = np.asarray(words, dtype=float)
-    keep = np.isfinite(e) & np.isfinite(w)
-    e, w = e[keep], w[keep]
-    if int((w > 0).sum()) < 2:
-        return np.nan, np.nan
     from .spec import derive_seed
 
+    n = len(pairs[0][0]) if pairs else 0
     rng = np.random.default_rng(derive_seed(seed) if not isinstance(seed, int) else seed)
-    idx = rng.integers(0, len(e), size=(n_boot, len(e)))
-    tot_w = w[idx].sum(axis=1)
-    ratio = e[idx].sum(axis=1) / np.where(tot_w > 0, tot_w, np.nan)
-    ratio = ratio[np.isfinite(ratio)]
+    idx = rng.integers(0, n, size=(n_boot, n), dtype=np.int32) if n >= 2 else None
     alpha = (1.0 - ci) / 2.0
-    lo, hi = np.quantile(ratio, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
+    out = []
+    for errors, words in pairs:
+        e = np.nan_to_num(np.asarray(errors, dtype=float))
+        w = np.nan_to_num(np.asarray(words, dtype=float))
+        if idx is None or int((w > 0).sum()) < 2:
+            out.append((np.nan, np.nan))
+            continue
+        tot_w = w[idx].sum(axis=1)
+        ratio = e[idx].sum(axis=1)[tot_w > 0] / tot_w[tot_w > 0]
+        lo, hi = np.quantile(ratio, [alpha, 1.0 - alpha]) if len(ratio) else (np.nan, np.nan)
+        out.append((float(lo), float(hi)))
+    return out
+
+
+def _names(*columns: pd.Series) -> str | None:
+    """The distinct strings of some columns, sorted and joined with commas (the models or cost bases of a group:
+    the first and last of each bucket, which is every one of them unless a bucket mixes more than two)."""
+    names = sorted({x for col in columns for x in col.dropna().unique() if isinstance(x, str)})
+    return ",".join(names) or None
 
 
 class StudyResults:
@@ -84,8 +96,11 @@ class StudyResults:
 
         self.con = duckdb.connect()
         self.con.execute(f"SET memory_limit = '{_checked_size(memory_limit)}'")
+        self.con.execute("SET enable_progress_bar = false")
+        self.con.execute("SET parquet_metadata_cache = true")  # every query re-binds the parts: read footers once
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
+        self._columns: list[str] | None = None
         if isinstance(source, pd.DataFrame):
             self.path = None
             self._frame = _as_rows_frame(source)
@@ -94,8 +109,8 @@ class StudyResults:
         else:
             path = Path(source)
             parts = path / "results" if (path / "results").is_dir() else path
-            if not any(parts.glob("condition=*/part-*.parquet")) and not any(parts.glob("*.parquet")):
-                raise ConfigError(f"{path}: no result parts (results/condition=*/part-*.parquet)", field="path",
+            if not any(parts.glob("condition=*/*.parquet")) and not any(parts.glob("*.parquet")):
+                raise ConfigError(f"{path}: no results (results/condition=*/*.parquet)", field="path",
                                   fix="run the study first (`rtlab study run STUDY.yaml --out DIR`)")
             self.path = path
             pattern = str(parts / "condition=*" / "*.parquet") if any(parts.glob("condition=*")) else str(
@@ -116,7 +131,9 @@ class StudyResults:
 
     @property
     def columns(self) -> list[str]:
-        return [r[0] for r in self.con.execute("DESCRIBE rows").fetchall()]
+        if self._columns is None:
+            self._columns = [r[0] for r in self.con.execute("DESCRIBE rows").fetchall()]
+        return self._columns
 
     def sql(self, query: str, params: Sequence[Any] | None = None):
         """Run SQL over the view ``rows``; returns a DuckDB relation (``.df()``, ``.fetchall()``, ...)."""
@@ -145,7 +162,7 @@ class StudyResults:
         return list(names)
 
     def summary(self, by: Sequence[str] = ("condition", "source"), *, ci: float = 0.95, n_boot: int = 1000,
-                seed: int = 0, buckets: int = 1000) -> pd.DataFrame:
+                seed: int = 0, buckets: int = 500) -> pd.DataFrame:
         """One row per group (see the module docstring for the columns).
 
         Parameters
@@ -158,30 +175,23 @@ class StudyResults:
         """
         by = self._check_columns(list(by))
         keys = ", ".join(by)
-        units = self.con.sql(f"""
-            WITH per_unit AS (
-                SELECT {keys}, unit_id,
-                       coalesce(max(file_word_errors), sum(word_errors)) AS e,
-                       coalesce(max(file_ref_words), sum(ref_words)) AS w,
-                       coalesce(max(file_char_errors), sum(char_errors)) AS ce,
-                       coalesce(max(file_ref_chars), sum(ref_chars)) AS cw,
-                       count(*) FILTER (WHERE coalesce(status, '') <> 'no_turns') AS n_turns,
-                       count(*) FILTER (WHERE status = 'failed') AS n_failed,
-                       bool_or(status = 'no_turns') AS missed,
-                       sum(cost_usd) AS cost, max(audio_s) AS audio_s
-                FROM rows GROUP BY {keys}, unit_id)
-            SELECT {keys}, hash(unit_id) % {int(buckets)} AS bucket, count(*) AS n_units,
-                   sum(e) AS e, sum(w) AS w, sum(ce) AS ce, sum(cw) AS cw, sum(n_turns) AS n_turns,
-                   sum(n_failed) AS n_failed, count(*) FILTER (WHERE missed) AS n_missed, sum(cost) AS cost,
-                   sum(audio_s) AS audio_s
-            FROM per_unit GROUP BY {keys}, bucket ORDER BY {keys}, bucket""").df()
-        qs = ", ".join(
-            f"quantile_cont({m}, {list(QUANTILES)}) FILTER (WHERE isfinite({m})) AS {m}" for m in LATENCY_METRICS)
+        # Files: the first row of every (unit, source) carries the file scores (turn 0, or -1 for a source that
+        # produced no turn), so the file-level pass reads one row in five or so.
+        n_units = "count(*)" if "source" in by else "count(DISTINCT unit_id)"  # one first row per unit and source
         label = ", any_value(condition_label) AS condition_label" if "condition" in by and \
             "condition_label" not in by else ""
+        units = self.con.sql(f"""
+            SELECT {keys}, hash(unit_id) % {int(buckets)} AS bucket, {n_units} AS n_units,
+                   sum(file_word_errors) AS e, sum(file_ref_words) AS w, sum(file_char_errors) AS ce,
+                   sum(file_ref_chars) AS cw, count(*) FILTER (WHERE status = 'no_turns') AS n_missed,
+                   sum(audio_s) AS audio_s, min(model) AS model_a, max(model) AS model_b,
+                   min(cost_basis) AS basis_a, max(cost_basis) AS basis_b{label}
+            FROM rows WHERE turn <= 0 GROUP BY {keys}, bucket ORDER BY {keys}, bucket""").df()
+        qs = ", ".join(f"quantile_cont({m}, {list(QUANTILES)}) FILTER (WHERE isfinite({m})) AS {m}"
+                       for m in LATENCY_METRICS)
         lat = self.con.sql(f"""
-            SELECT {keys}, {qs}, string_agg(DISTINCT model, ',' ORDER BY model) AS models,
-                   string_agg(DISTINCT cost_basis, ',' ORDER BY cost_basis) AS cost_basis{label}
+            SELECT {keys}, {qs}, count(*) FILTER (WHERE turn >= 0) AS n_turns,
+                   count(*) FILTER (WHERE status = 'failed') AS n_failed, sum(cost_usd) AS cost
             FROM rows GROUP BY {keys}""").df()
         out = []
         for key, g in units.groupby(by, sort=True, dropna=False):  # buckets in order: the resampling repeats
@@ -189,31 +199,31 @@ class StudyResults:
             row: dict[str, Any] = dict(zip(by, key, strict=True))
             w, cw = float(g["w"].sum()), float(g["cw"].sum())
             e, ce = float(g["e"].sum()), float(g["ce"].sum())
-            lo, hi = bootstrap_ratio_ci(g["e"].to_numpy(), g["w"].to_numpy(), n_boot=n_boot, ci=ci,
-                                        seed=[seed, *map(str, key)])
-            clo, chi = bootstrap_ratio_ci(g["ce"].to_numpy(), g["cw"].to_numpy(), n_boot=n_boot, ci=ci,
-                                          seed=[seed, "cer", *map(str, key)])
-            audio_h = float(g["audio_s"].sum()) / 3600.0
-            cost = float(g["cost"].sum()) if g["cost"].notna().any() else np.nan
+            (lo, hi), (clo, chi) = bootstrap_ratio_ci(
+                [(g["e"].to_numpy(), g["w"].to_numpy()), (g["ce"].to_numpy(), g["cw"].to_numpy())],
+                n_boot=n_boot, ci=ci, seed=[seed, *map(str, key)])
             row.update({
-                "n_units": int(g["n_units"].sum()), "n_turns": int(g["n_turns"].sum()),
-                "n_failed": int(g["n_failed"].sum()), "n_missed": int(g["n_missed"].sum()), "ref_words": w,
+                "models": _names(g["model_a"], g["model_b"]), "cost_basis": _names(g["basis_a"], g["basis_b"]),
+                **({"condition_label": g["condition_label"].iloc[0]} if label else {}),
+                "n_units": int(g["n_units"].sum()), "n_missed": int(g["n_missed"].sum()), "ref_words": w,
                 "wer": e / w if w > 0 else np.nan, "wer_lo": lo, "wer_hi": hi,
                 "cer": ce / cw if cw > 0 else np.nan, "cer_lo": clo, "cer_hi": chi,
-                "cost_usd": cost, "audio_hours": audio_h,
-                "cost_per_audio_hour_usd": cost / audio_h if audio_h > 0 and np.isfinite(cost) else np.nan,
+                "audio_hours": float(g["audio_s"].sum()) / 3600.0,
             })
             out.append(row)
         summary = pd.DataFrame(out)
         if summary.empty:
             return summary
+        summary = summary.merge(lat, on=by, how="left")
+        summary["cost_usd"] = summary.pop("cost").astype(float)
+        hours = summary["audio_hours"].where(summary["audio_hours"] > 0)
+        summary["cost_per_audio_hour_usd"] = summary["cost_usd"] / hours
         for m in LATENCY_METRICS:
             vals = [list(v) if isinstance(v, list | np.ndarray) and len(v) else [np.nan] * len(QUANTILES)
-                    for v in lat[m]]
+                    for v in summary[m]]
             for i, q in enumerate(QUANTILES):
-                lat[f"{m[:-3]}_p{int(q * 100)}_ms"] = [v[i] for v in vals]
-        lat = lat.drop(columns=list(LATENCY_METRICS))
-        summary = summary.merge(lat, on=by, how="left")
+                summary[f"{m[:-3]}_p{int(q * 100)}_ms"] = [v[i] for v in vals]
+        summary = summary.drop(columns=list(LATENCY_METRICS))
         front = by + (["condition_label"] if "condition_label" in summary.columns and "condition_label" not in by
                       else [])
         return summary[front + [c for c in summary.columns if c not in front]]
@@ -236,7 +246,8 @@ def _checked_size(text: str) -> str:
 
 def _as_rows_frame(df: pd.DataFrame) -> pd.DataFrame:
     """A turns table (from a study, ``EventLog.turns()`` or ``rtlab.compare``) with every column the summary
-    reads: a ``file`` column stands for the unit, missing scores are computed, the rest are nulls."""
+    reads: a ``file`` column stands for the unit, turns are numbered per (unit, source), a file's scores are the
+    sums of its turns' scores unless given, the rest are nulls."""
     out = df.copy()
     if "word_errors" not in out.columns and {"reference", "transcript"} <= set(out.columns):
         from ..metrics import score_turns
@@ -247,8 +258,14 @@ def _as_rows_frame(df: pd.DataFrame) -> pd.DataFrame:
     if "condition" not in out.columns:
         out["condition"] = "default"
     for c, t in _NEEDED.items():
-        if c not in out.columns:
+        if c not in out.columns and not c.startswith("file_") and c != "turn":
             out[c] = pd.Series([None] * len(out), dtype="object" if t == "VARCHAR" else "float64", index=out.index)
+    groups = out.groupby(["unit_id", "source"], sort=False, dropna=False)
+    if "turn" not in out.columns:
+        out["turn"] = groups.cumcount()
+    for turn_col in ("word_errors", "ref_words", "char_errors", "ref_chars"):
+        if f"file_{turn_col}" not in out.columns:
+            out[f"file_{turn_col}"] = groups[turn_col].transform(lambda v: v.sum(min_count=1)).astype(float)
     if "usage" in out.columns:  # dicts do not map to one SQL type
         out = out.drop(columns=["usage"])
     return out

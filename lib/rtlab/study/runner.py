@@ -82,7 +82,7 @@ def _write_units(store: StudyStore, study: Study) -> None:
 
 def run_study(study: Study | str | Path | dict, out: str | Path, *, workers: int | None = None,
               scheduler: str | None = None, client: Any = None, concurrency: int | None = None,
-              progress: bool = True) -> StudyRun:
+              progress: bool = True, compact: bool = True) -> StudyRun:
     """Run (or resume) ``study`` into the folder ``out``.
 
     Parameters
@@ -102,6 +102,8 @@ def run_study(study: Study | str | Path | dict, out: str | Path, *, workers: int
         ``run.concurrency``).
     progress : bool
         Show a progress bar (tqdm) of finished units.
+    compact : bool
+        At the end, merge the done units' parts of each condition into one file (fewer files to read).
 
     Returns
     -------
@@ -121,6 +123,7 @@ def run_study(study: Study | str | Path | dict, out: str | Path, *, workers: int
     store.init(study, describe(study))
     _write_units(store, study)
     units = study.units()
+    store.settle()
     todo = [u for u in units if not store.is_done(u)]
     if client is not None or scheduler or workers:
         executor = "dask " + (scheduler or ("client" if client is not None else f"LocalCluster({workers} workers)"))
@@ -149,6 +152,8 @@ def run_study(study: Study | str | Path | dict, out: str | Path, *, workers: int
                                       concurrency=concurrency or study.run.concurrency, on_outcome=on_outcome)
         else:
             outcomes = []
+        if compact:
+            store.compact()
     finally:
         store.end_run()
         if bar is not None:
@@ -200,14 +205,11 @@ def study_status(out: str | Path) -> StudyStatus:
     store = StudyStore(out)
     desc = store.description()
     units = pq.read_table(store.root / "units.parquet").to_pylist()
-    done_parts = {p.stem[len("part-"):] for p in store.results_dir.glob("condition=*/part-*.parquet")}
+    existing = store.result_files()
     counts: Counter = Counter()
     failures = []
     for u in units:
-        s = store.status(u["unit_id"]) or {}
-        state = s.get("state", "pending")
-        if state == "done" and u["unit_id"] not in done_parts:
-            state = "pending"
+        state, s = store.state_of(u["unit_id"], existing)
         counts[state] += 1
         if state == "failed":
             failures.append((u["unit_id"], u["condition"], u["item"], str(s.get("error") or "")))

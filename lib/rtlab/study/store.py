@@ -5,24 +5,34 @@ Layer: runs (study). Layout of ``DIR``::
     study.json                                   the study (id, seed, conditions, corpus, settings, provenance)
     run.json                                     present while a run is going (pid, host, executor, counts)
     results/condition=<id>/part-<unit>.parquet   the unit's rows (one per turn and source)
+    results/condition=<id>/batch-<hash>.parquet  rows of many done units, merged by :meth:`StudyStore.compact`
+    results/condition=<id>/batch-<hash>.json     the unit ids of that batch (written before it)
     logs/condition=<id>/<unit>/events.jsonl      the unit's event log (+ audio tracks)
     status/<unit>.json                           {"state": "running" | "done" | "failed", "error", "attempts", ...}
 
 Every file is written to a temporary name and renamed into place (``os.replace``: atomic on one filesystem), so
 a reader or a killed run never sees half a file, and a unit that runs twice (a retry after a lost worker)
-replaces its part instead of adding rows. A unit is *done* when its status says so and its part exists; anything
-else is run again on the next ``run`` (failed units included).
+replaces its part instead of adding rows. A unit is *done* when its status says so and the file its status names
+(its part, or the batch it was merged into) exists; anything else is run again on the next ``run`` (failed units
+included).
+
+Compaction: one small part per unit is what makes writes idempotent, but a reader pays per file (DuckDB opens
+every footer), so after a run the done parts of each condition are merged into one batch: the batch's unit list
+is written first, then the batch (temporary name, renamed), then the units' statuses, then the parts are removed.
+A run killed in the middle leaves either an unlisted temporary file or a batch whose parts still exist; the next
+:meth:`StudyStore.settle` (at the start of every run and compaction) finishes or undoes it, so readers see each
+row once.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import shutil
 import socket
 import uuid
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -113,20 +123,30 @@ class StudyStore:
     def status(self, unit_id: str) -> dict | None:
         return _read_json(self.status_path(unit_id))
 
+    def _rows_file(self, status: dict) -> Path | None:
+        cond, name = status.get("condition"), status.get("file")
+        if not cond or not name:
+            return None
+        return self.results_dir / f"condition={cond}" / name
+
     def is_done(self, unit: Unit) -> bool:
         s = self.status(unit.unit_id)
-        return bool(s and s.get("state") == "done" and self.part_path(unit).exists())
+        f = self._rows_file(s or {})
+        return bool(s and s.get("state") == "done" and f is not None and f.exists())
 
-    def states(self, units: Iterable[Unit]) -> dict[str, str]:
-        """unit id -> done | failed | running | pending (running: started and not finished, or interrupted)."""
-        out = {}
-        for u in units:
-            s = self.status(u.unit_id) or {}
-            state = s.get("state", "pending")
-            if state == "done" and not self.part_path(u).exists():
-                state = "pending"
-            out[u.unit_id] = state if state in STATES else "pending"
-        return out
+    def state_of(self, unit_id: str, existing: set[str] | None = None) -> tuple[str, dict]:
+        """(done | failed | running | pending, status record); ``existing``: names of the result files, if known."""
+        s = self.status(unit_id) or {}
+        state = s.get("state", "pending")
+        if state == "done":
+            f = self._rows_file(s)
+            there = f is not None and (f"{f.parent.name}/{f.name}" in existing if existing is not None else f.exists())
+            state = "done" if there else "pending"
+        return (state if state in STATES else "pending"), s
+
+    def result_files(self) -> set[str]:
+        """``condition=<id>/<file>`` of every result file (one listing, for counting many units)."""
+        return {f"{p.parent.name}/{p.name}" for p in self.results_dir.glob("condition=*/*.parquet")}
 
     def mark_running(self, unit: Unit, attempt: int) -> None:
         prev = self.status(unit.unit_id) or {}
@@ -139,8 +159,8 @@ class StudyStore:
         prev = self.status(unit.unit_id) or {}
         _write_json(self.status_path(unit.unit_id), {
             **prev, "unit_id": unit.unit_id, "condition": unit.condition_id, "item": unit.item.key, "state": "done",
-            "rows": rows, "attempts": attempts, "seconds": round(seconds, 3), "error": None,
-            "finished_utc": _now()})
+            "file": self.part_path(unit).name, "rows": rows, "attempts": attempts, "seconds": round(seconds, 3),
+            "error": None, "finished_utc": _now()})
 
     def mark_failed(self, unit: Unit, *, error: str, attempts: int, seconds: float) -> None:
         prev = self.status(unit.unit_id) or {}
@@ -181,6 +201,55 @@ class StudyStore:
         pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, path)
         return path
+
+    # -- compaction ------------------------------------------------------------------------------------------
+    def compact(self, *, min_parts: int = 2) -> int:
+        """Merge the done parts of each condition into one batch file (see the module docstring); returns how
+        many parts were merged. Call it when no run is writing into the folder (``run_study`` does, at its end)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.settle()
+        merged = 0
+        for cond_dir in sorted(self.results_dir.glob("condition=*")):
+            parts = sorted(cond_dir.glob("part-*.parquet"))
+            done = []
+            for p in parts:
+                uid = p.stem[len("part-"):]
+                s = self.status(uid) or {}
+                if s.get("state") == "done" and s.get("file") == p.name:
+                    done.append((uid, p))
+            if len(done) < min_parts:
+                continue
+            uids = [u for u, _ in done]
+            name = f"batch-{hashlib.sha256(','.join(uids).encode()).hexdigest()[:16]}"
+            _write_json(cond_dir / f"{name}.json", {"units": uids, "created_utc": _now()})
+            table = pa.concat_tables([pq.read_table(p) for _, p in done], promote_options="default")
+            tmp = cond_dir / f".{name}.parquet.{uuid.uuid4().hex}.tmp"
+            pq.write_table(table, tmp, compression="zstd", row_group_size=100_000)
+            os.replace(tmp, cond_dir / f"{name}.parquet")
+            self._finish_batch(cond_dir, name, uids)
+            merged += len(uids)
+        return merged
+
+    def _finish_batch(self, cond_dir: Path, name: str, uids: list[str]) -> None:
+        for uid in uids:
+            s = self.status(uid)
+            if s is not None and s.get("file") != f"{name}.parquet":
+                _write_json(self.status_path(uid), {**s, "file": f"{name}.parquet"})
+            (cond_dir / f"part-{uid}.parquet").unlink(missing_ok=True)
+
+    def settle(self) -> None:
+        """Finish a compaction a killed run left half done, or undo one that never wrote its batch."""
+        for listing in self.results_dir.glob("condition=*/batch-*.json"):
+            batch = listing.with_suffix(".parquet")
+            info = _read_json(listing) or {}
+            if batch.exists():
+                self._finish_batch(listing.parent, listing.stem, list(info.get("units") or []))
+            else:
+                listing.unlink(missing_ok=True)
+        for tmp in self.results_dir.glob("condition=*/.*.tmp"):
+            tmp.unlink(missing_ok=True)
 
     # -- the run lock ----------------------------------------------------------------------------------------
     def start_run(self, info: dict) -> None:
