@@ -70,8 +70,10 @@ async def aexecute_unit(unit: Unit, store: StudyStore, *, acquire: Callable, rel
         attempt += 1
         store.mark_running(unit, attempt)
         attempt_dir = store.new_attempt_dir(unit)
-        await acquire(target, sessions, minutes)
+        held = False
         try:
+            await acquire(target, sessions, minutes)
+            held = True
             rows = await arun_unit(unit, log_dir=attempt_dir)
         except RateLimited as exc:
             store.drop_attempt(attempt_dir)
@@ -96,7 +98,8 @@ async def aexecute_unit(unit: Unit, store: StudyStore, *, acquire: Callable, rel
             store.mark_failed(unit, error=error, attempts=attempt, seconds=time.monotonic() - t0)
             return UnitOutcome(unit.unit_id, "failed", 0, attempt, time.monotonic() - t0, error)
         finally:
-            release(target, sessions)
+            if held:
+                release(target, sessions)
         store.write_rows(unit, rows)
         store.keep_log(unit, attempt_dir)
         seconds = time.monotonic() - t0

@@ -143,8 +143,11 @@ async def arun_unit(unit: Unit, *, log_dir: str | Path) -> pd.DataFrame:
     cond = unit.condition
     target, owned = _target(cond, unit.seed)
     try:
+        # A busy machine (or endpoint) can fall behind audio fed faster than real time: give the end-of-audio
+        # barrier and the last transcripts at least twice the audio's duration before giving up on them.
+        settle = max(float(unit.run.settle_timeout_s), 2.0 * (audio.duration_s + unit.run.tail_ms / 1000.0))
         options = RunOptions(chunk_ms=unit.run.chunk_ms, speed=float(unit.run.speed), tail_ms=unit.run.tail_ms,
-                             settle_timeout_s=float(unit.run.settle_timeout_s), progress=False)
+                             settle_timeout_s=settle, progress=False)
         log = await arun_sidecar(audio, voice=(target, _session_config(cond)), sidecars=list(cond.sidecars),
                                  out=Path(log_dir), options=options)
         _raise_if_rate_limited(log)
