@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -60,10 +61,9 @@ def bootstrap_ratio_ci(pairs: Sequence[tuple[np.ndarray, np.ndarray]], *, n_boot
 
     A pair with fewer than two positions that have reference words gets (NaN, NaN).
     """
-    from .spec import derive_seed
-
     n = len(pairs[0][0]) if pairs else 0
-    rng = np.random.default_rng(derive_seed(seed) if not isinstance(seed, int) else seed)
+    parts = seed if isinstance(seed, list | tuple) else [seed]  # ints and strings, e.g. [seed, condition, source]
+    rng = np.random.default_rng([p if isinstance(p, int) and p >= 0 else zlib.crc32(str(p).encode()) for p in parts])
     idx = rng.integers(0, n, size=(n_boot, n), dtype=np.int32) if n >= 2 else None
     alpha = (1.0 - ci) / 2.0
     out = []
