@@ -428,6 +428,30 @@ class TestPocketSphinxAsr:
         assert [run() for _ in range(2)] == [first] * 2
         assert asr.decoders_built == built  # the pool reused the decoder
 
+    def test_a_noisy_stream_does_not_depend_on_what_the_pooled_decoder_heard_before(
+        self, asr: PocketSphinxAsr
+    ) -> None:
+        # Noise removal in the front end keeps estimates across utterances unless the decoder is reset.
+        from rtlab import audio, data
+        from rtlab.transforms import add_noise
+
+        mono = audio.load(data.clip_path("monologue"), sample_rate=SR)
+        utt = data.references_for(data.clip_path("monologue"))[0]
+        noisy = add_noise(mono.slice_ms(0, (utt["end_s"] + 0.3) * 1000), snr_db=20, seed=(5, 0),
+                          spans_s=[(utt["start_s"], utt["end_s"])]).samples
+        other = audio.load(data.clip_path("dialogue"), sample_rate=SR).samples
+
+        def run(pcm: np.ndarray) -> str:
+            rec = asr.stream()
+            for i in range(0, len(pcm), SR // 25):
+                rec.accept(pcm[i : i + SR // 25], SR)
+                rec.stable_text()
+            return rec.finish().text
+
+        first = run(noisy)
+        run(other)
+        assert [run(noisy), run(noisy)] == [first, first]
+
     def test_concurrent_streams_match_sequential(self, asr: PocketSphinxAsr, tts: FliteTts) -> None:
         texts = ["Turn left at the next light.", "Is it far from here?", "Thank you very much."]
         clips = [tts.synthesize(t, voice=v) for t, v in zip(texts, ["slt", "rms", "awb"], strict=True)]

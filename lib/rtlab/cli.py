@@ -1,4 +1,4 @@
-"""Command line: ``rtlab serve | compare | probe | report | workshop``.
+"""Command line: ``rtlab serve | compare | probe | report | study | workshop``.
 
 Each subcommand lives with its module (``rtlab.emulator.cli``, ``rtlab.compare``, ...); this file only
 dispatches and turns rtlab errors into one-line messages with a non-zero exit, never a traceback.
@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "compare": ("rtlab.compare", "in-session vs sidecar transcription on one audio clock"),
     "probe": ("rtlab.probe", "find which transcription models and paths an endpoint accepts"),
     "report": ("rtlab.report", "rebuild the HTML report from a saved event log"),
+    "study": ("rtlab.study.cli", "run a corpus x conditions study (in process or on Dask), its status and report"),
     "workshop": ("rtlab.workshop", "build the student and teacher notebook sets of a workshop"),
 }
 

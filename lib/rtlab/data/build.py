@@ -35,6 +35,15 @@ import numpy as np
 from .. import audio as _audio
 from ..errors import RtlabError
 from ..paths import data_dir
+
+# The signal steps shared with study conditions live in the audio layer; re-exported for the build's tests.
+from ..transforms import (  # noqa: F401
+    TELEPHONE_BAND_HZ,
+    add_white_noise,
+    g711_roundtrip,
+    span_power,
+    telephone_band,
+)
 from . import MANIFEST_NAME
 
 SEED = 20251124
@@ -47,7 +56,6 @@ LEAD_S = 0.5
 # White noise at 20 dB SNR: pocketsphinx (the offline engine) goes from 0 % to roughly 30-60 % WER on the monologue
 # (per noise draw), degraded but partly readable. Measured: 15 dB ~70-80 %, 10 dB ~90 % (the engine collapses).
 NOISY_SNR_DB = 20.0
-TELEPHONE_BAND_HZ = (300.0, 3400.0)
 
 VOICES = {
     "slt": {"gender": "female", "accent": "US English"},
@@ -237,32 +245,6 @@ def layout(
     return y, spans
 
 
-def span_power(y: np.ndarray, spans: list[tuple[int, int]]) -> float:
-    """Mean power of ``y`` over the samples inside ``spans``."""
-    inside = np.concatenate([y[a:b] for a, b in spans])
-    return float(np.mean(inside**2))
-
-
-def add_white_noise(
-    y: np.ndarray, spans: list[tuple[int, int]], snr_db: float, rng: np.random.Generator
-) -> tuple[np.ndarray, float]:
-    """``y`` plus white Gaussian noise whose power is exactly speech power / 10^(snr/10); returns (signal, noise RMS)."""
-    noise = rng.standard_normal(len(y))
-    target = span_power(y, spans) / 10 ** (snr_db / 10)
-    noise *= np.sqrt(target / np.mean(noise**2))
-    return y + noise, float(np.sqrt(target))
-
-
-def telephone_band(
-    y: np.ndarray, sample_rate: int, band_hz: tuple[float, float] = TELEPHONE_BAND_HZ
-) -> np.ndarray:
-    """Zero-phase 4th-order Butterworth band-pass (zero phase keeps the speech boundaries in place)."""
-    from scipy.signal import butter, sosfiltfilt
-
-    sos = butter(4, band_hz, btype="bandpass", fs=sample_rate, output="sos")
-    return sosfiltfilt(sos, y)
-
-
 # --------------------------------------------------------------------------------------------------
 # Clips and manifest
 # --------------------------------------------------------------------------------------------------
@@ -283,7 +265,7 @@ def render(spec: ClipSpec) -> tuple[np.ndarray, dict]:
     if spec.telephone:
         y = telephone_band(y, sr)
         codec = "g711_ulaw"
-        pcm = _audio.decode_g711(_audio.encode_g711(_to_int16(y), "ulaw"), "ulaw")
+        pcm = g711_roundtrip(_to_int16(y), "ulaw")
     else:
         pcm = _to_int16(y)
     utterances = [

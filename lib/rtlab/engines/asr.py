@@ -368,8 +368,10 @@ class PocketSphinxAsr:
             decoder = self._idle.pop() if self._idle else None
         if decoder is None:
             decoder = self._build()
-        # Cepstral mean normalisation adapts during an utterance; reset it so that a stream starts from its
-        # session's mean (or the model default), never from whatever another stream left in a pooled decoder.
+        # The front end adapts during an utterance (its noise-removal estimates, the cepstral mean): start it
+        # afresh (reinit_feat: ~0.1 ms), then from the session's mean (or the model default), so a stream never
+        # depends on whatever another stream left in a pooled decoder (a study's units must repeat exactly).
+        decoder.reinit_feat()
         decoder.set_cmn(context.cmn if context is not None and context.cmn else self._initial_cmn)
         return decoder
 

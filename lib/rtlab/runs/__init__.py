@@ -21,7 +21,6 @@ from .core import (
 )
 from .local import LocalLeg
 from .realtime import RemoteLeg
-from .wire import SocketLeg, handshake_error_event
 from .sidecar import (
     DEFAULT_SIDECARS,
     AzureSpeechSidecar,
@@ -37,6 +36,7 @@ from .sidecar import (
     voice_leg,
 )
 from .translation import TranslationSidecar
+from .wire import SocketLeg, handshake_error_event
 
 __all__ = [
     "AzureSpeechSidecar", "TranslationSidecar", "voice_leg",
