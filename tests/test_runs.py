@@ -169,3 +169,58 @@ def test_a_killed_connection_loses_nothing_received(tmp_path, monkeypatch):
     assert missing == []
     completed = (logged["type"] == "conversation.item.input_audio_transcription.completed").sum()
     assert 1 <= completed < 3  # cut short after the first turn
+
+
+class TestWaiting:
+    """A leg waits on its own state, woken by notify(); with idle=True the timeout counts from the last event."""
+
+    def test_a_server_still_sending_is_waited_for_past_the_timeout(self):
+        from rtlab.runs import Leg
+
+        async def main():
+            leg = Leg("s")
+            seen = []
+
+            async def server():
+                for i in range(6):  # 6 events 0.1 s apart: 0.6 s in all, each well within the 0.3 s idle window
+                    await asyncio.sleep(0.1)
+                    seen.append(i)
+                    leg.notify()
+
+            task = asyncio.create_task(server())
+            idle = await leg.wait_until(lambda: len(seen) == 6, 0.3, idle=True)
+            await task
+            seen.clear()
+            task = asyncio.create_task(server())
+            fixed = await leg.wait_until(lambda: len(seen) == 6, 0.3)
+            await task
+            return idle, fixed
+
+        assert asyncio.run(main()) == (True, False)
+
+    def test_a_silent_server_times_out_and_a_chatty_one_hits_the_cap(self):
+        import time
+
+        from rtlab.runs import Leg
+
+        async def main():
+            leg = Leg("s")
+            t0 = time.monotonic()
+            silent = await leg.wait_until(lambda: False, 0.2, idle=True)
+            t_silent = time.monotonic() - t0
+
+            async def chatter():
+                while True:
+                    await asyncio.sleep(0.05)
+                    leg.notify()
+
+            task = asyncio.create_task(chatter())
+            t0 = time.monotonic()
+            capped = await leg.wait_until(lambda: False, 0.2, idle=True, cap_s=0.6)
+            t_capped = time.monotonic() - t0
+            task.cancel()
+            return silent, t_silent, capped, t_capped
+
+        silent, t_silent, capped, t_capped = asyncio.run(main())
+        assert not silent and 0.2 <= t_silent < 2.0
+        assert not capped and 0.6 <= t_capped < 3.0

@@ -55,7 +55,7 @@ class RunOptions:
     chunk_ms: int = 40
     speed: float = 1.0
     tail_ms: int = 1500  # silence appended after the audio so server VAD can close the last turn
-    settle_timeout_s: float = 20.0  # wait at most this long after the audio for pending transcripts/responses
+    settle_timeout_s: float = 20.0  # after the audio, give up on pending transcripts/responses after this long silent
     ready_timeout_s: float = 15.0  # wait at most this long for session.created/updated
     progress: bool = True
 
@@ -109,11 +109,19 @@ class Leg:
         """The leg's state changed: wake whoever waits in :meth:`wait_until`."""
         self._changed.set()
 
-    async def wait_until(self, cond: Callable[[], bool], timeout_s: float) -> bool:
-        """Wait until ``cond()`` holds, re-checked on every :meth:`notify`; False when ``timeout_s`` passes."""
-        deadline = time.monotonic() + timeout_s
+    async def wait_until(self, cond: Callable[[], bool], timeout_s: float, *, idle: bool = False,
+                         cap_s: float | None = None) -> bool:
+        """Wait until ``cond()`` holds, re-checked on every :meth:`notify`; False when ``timeout_s`` passes.
+
+        With ``idle=True`` the timeout counts from the last :meth:`notify` (a server still sending is still working:
+        a busy machine or endpoint falls behind, it has not failed), up to ``cap_s`` in all (default ten times
+        ``timeout_s``).
+        """
+        now = time.monotonic()
+        deadline = now + timeout_s
+        cap = now + (cap_s if cap_s is not None else 10 * timeout_s) if idle else deadline
         while not cond():
-            left = deadline - time.monotonic()
+            left = min(deadline, cap) - time.monotonic()
             if left <= 0:
                 return False
             self._changed.clear()
@@ -123,6 +131,8 @@ class Leg:
                 await asyncio.wait_for(self._changed.wait(), left)
             except TimeoutError:
                 return cond()
+            if idle:
+                deadline = time.monotonic() + timeout_s
         return True
 
     async def drain_queue(self) -> None:
@@ -160,10 +170,11 @@ class Run:
         return AUDIO_FORMATS[self.fmt].sample_rate
 
     async def settle(self, leg: Leg) -> None:
-        """Wait until the leg has every transcript and response it is owed, or the settle timeout passes."""
+        """Wait until the leg has every transcript and response it is owed, or nothing has come for the settle
+        timeout (a server still sending is still working)."""
         if not await leg.wait_until(lambda: leg.state.settled(wants_transcripts=leg.wants_transcripts()),
-                                    self.options.settle_timeout_s):
-            logger.warning("%s: gave up waiting after %.0f s", leg.source, self.options.settle_timeout_s)
+                                    self.options.settle_timeout_s, idle=True):
+            logger.warning("%s: gave up waiting: nothing came for %.0f s", leg.source, self.options.settle_timeout_s)
 
     async def _chunks(self) -> AsyncIterator[Chunk]:
         from rtlab.audio import chunks, concat, pace, silence

@@ -139,7 +139,8 @@ class RemoteLeg(SocketLeg):
         expected, n_errors = self.state.n_updated + 1, len(self.state.errors)
         await self.send(run, event)
         if not await self.wait_until(lambda: self.state.closed or self.state.n_updated >= expected
-                                     or len(self.state.errors) > n_errors, run.options.settle_timeout_s):
+                                     or len(self.state.errors) > n_errors, run.options.settle_timeout_s,
+                                     idle=True):
             logger.warning("%s: the server did not answer the end-of-audio barrier", self.source)
 
     def _updated(self) -> bool:
