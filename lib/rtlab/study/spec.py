@@ -8,7 +8,7 @@ Layer: runs (study). Pure: reading a study file does no audio and no network. A 
     conditions:
       base:                           # fields shared by every condition
         target: local                 # local | local-azure | openai | azure | azure-preview | http://HOST:PORT
-        voice_model: gpt-realtime
+        voice_model: gpt-realtime-2.1
         sidecars: [local]             # transcription[:MODEL] | local | oob
       vary:                           # grid axes: one condition per combination
         in_session_model: [gpt-realtime-whisper, gpt-4o-transcribe]
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..protocol.catalogue import DEFAULT_VOICE_MODEL
 from ..transforms import Transform
 from .corpus import CorpusItem, read_corpus
 
@@ -69,7 +70,7 @@ class Condition:
     """One cell of the grid: where and how every file of the corpus is run (see the module docstring)."""
 
     target: str = "local"
-    voice_model: str = "gpt-realtime"
+    voice_model: str = DEFAULT_VOICE_MODEL
     in_session_model: str | None = "gpt-realtime-whisper"
     delay: str | None = None
     sidecars: tuple[str, ...] = DEFAULT_SIDECARS
