@@ -224,3 +224,38 @@ class TestWaiting:
         silent, t_silent, capped, t_capped = asyncio.run(main())
         assert not silent and 0.2 <= t_silent < 2.0
         assert not capped and 0.6 <= t_capped < 3.0
+
+
+class TestProvenance:
+    """Offline, no model is credited with text: each source says which engine wrote it and which timing it follows."""
+
+    def test_an_emulated_run_names_the_local_recognizer_and_the_emulators_timing(self, sidecar_log, target):
+        from rtlab.analysis import provenance, provenance_note
+
+        table = provenance(sidecar_log, turns_of(sidecar_log)).set_index("source")
+        assert set(table.index) == {IN_SESSION, SIDECAR_TRANSCRIPTION, SIDECAR_LOCAL, SIDECAR_OOB}
+        for source in (IN_SESSION, SIDECAR_TRANSCRIPTION, SIDECAR_OOB):
+            assert table.loc[source, "emulated"]
+            assert "emulator's local recognizer" in table.loc[source, "engine"]
+            assert table.loc[source, "timing"].startswith("emulated")
+            assert table.loc[source, "cost_basis"] == "emulated"
+        assert sidecar_log.meta["sources"][IN_SESSION]["timing"] == target.emulator_timing
+        assert not table.loc[SIDECAR_LOCAL, "emulated"] and table.loc[SIDECAR_LOCAL, "cost_basis"] == "local"
+        note = provenance_note(sidecar_log, turns_of(sidecar_log))
+        assert "sidecar:local: pocketsphinx + webrtcvad" in note["engine"]  # what the local leg recorded
+
+    def test_a_real_service_is_credited_with_its_own_model(self):
+        from rtlab.analysis import provenance
+
+        meta = {"sources": {IN_SESSION: {"family": "realtime", "session_model": "gpt-realtime-2.1",
+                                         "transcription_model": "gpt-4o-transcribe", "emulated": False}}}
+        row = provenance(meta).iloc[0]
+        assert (row.engine, row.timing, row.cost_basis) == (
+            "the service (gpt-4o-transcribe)", "measured against the service", "reported")
+
+    def test_the_report_carries_it(self, sidecar_log, tmp_path):
+        from rtlab.report import write_outputs
+
+        written = write_outputs(turns_of(sidecar_log), [("monologue", sidecar_log)], tmp_path)
+        html = written["report"].read_text()
+        assert "Offline run" in html and "<b>sidecar:local</b>: text from pocketsphinx" in html

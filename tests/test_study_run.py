@@ -104,7 +104,11 @@ class TestExecutors:
         clean = rows[rows["transforms"] == "[]"]
         assert clean["transcript"].str.len().gt(0).all()
         # provenance on every row
-        assert rows["timing_model"].eq("local").all()
+        timing = rows.groupby("source")["timing_model"].unique()
+        assert all(t.startswith("emulated") for t in timing["in-session"]) and \
+            list(timing["sidecar:local"]) == ["measured (the engine runs in this process)"]
+        engine = rows.groupby("source")["engine"].unique()
+        assert list(engine["in-session"]) == ["pocketsphinx (the emulator's local recognizer)"]
         basis = rows.groupby("source")["cost_basis"].unique()  # each source's own basis, from the turns table
         assert list(basis["in-session"]) == ["emulated"] and list(basis["sidecar:local"]) == ["local"]
         assert rows["profile"].eq("openai").all() and rows["target_desc"].eq("local openai-ga embedded emulator").all()

@@ -98,7 +98,7 @@ def render_report(turns_df, logs: list[tuple[str, Any]], *, summary_df=None, tit
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
     parts.append(LEGEND)
-    provenance = _provenance(logs)
+    provenance = _provenance(logs, turns_df)
     if provenance:
         parts.append(f"<p class='note'>{provenance}</p>")
     parts.append("<h2>Per source</h2>" + _table(summary_df))
@@ -133,20 +133,22 @@ LEGEND = (
 )
 
 
-def _provenance(logs: list[tuple[str, Any]]) -> str:
-    """Which engine produced the text and which timing the latencies follow, when the run was emulated."""
-    notes = []
-    for _name, log in logs:
-        meta = getattr(log, "meta", {}) or {}
-        info = meta.get("sources") if isinstance(meta.get("sources"), dict) else {}
-        if any(isinstance(v, dict) and v.get("emulated") for v in info.values()) or \
-                str(meta.get("target", "")).startswith("Target(local"):
-            timing = meta.get("timing") or "as served by the emulator"
-            notes.append("Offline run: every transcript comes from rtlab's local recognizer (PocketSphinx, behind "
-                         f"the emulator), whatever model name a row shows; latencies: {html.escape(str(timing))}; "
-                         "usage and costs are emulated estimates.")
-            break
-    return " ".join(notes)
+def _provenance(logs: list[tuple[str, Any]], turns_df: Any = None) -> str:
+    """Which engine produced each source's text, which timing its latencies follow, what its cost is based on."""
+    import pandas as pd
+
+    from .analysis import provenance
+
+    tables = [provenance(log, turns_df[turns_df["file"] == name] if turns_df is not None and "file" in
+                         turns_df.columns else turns_df) for name, log in logs]
+    if not tables:
+        return ""
+    table = pd.concat(tables, ignore_index=True).drop_duplicates(["source", "engine", "timing", "cost_basis"])
+    lines = [f"<b>{html.escape(r.source)}</b>: text from {html.escape(r.engine)}; latency {html.escape(r.timing)}; "
+             f"cost {html.escape(r.cost_basis)}" for r in table.itertuples(index=False)]
+    head = ("Offline run: an emulated source's text comes from rtlab's local recognizer whatever model name a row "
+            "shows, and its usage and costs are the emulator's estimates. " if table["emulated"].any() else "")
+    return head + "<br>".join(lines)
 
 
 def write_outputs(turns_df: Any, logs: list[tuple[str, Any]], out: Path) -> dict[str, Path]:

@@ -349,6 +349,15 @@ class Target:
         return self.provider == "local"
 
     @property
+    def emulator_timing(self) -> str | None:
+        """The Realtime timing model of the embedded emulator (``"modelled"`` or ``"local"``; starts it), or None:
+        not a local target, or an ``rtlab serve`` at a URL (its start-up line says which timing it uses)."""
+        if not self.is_local or self.base_url is not None:
+            return None
+        _ = self.url  # started on first use
+        return getattr(self._emulator.handle, "timing", None)
+
+    @property
     def auth(self) -> str:
         """How the target signs in: ``"key"`` or ``"entra"`` (Microsoft Entra ID bearer tokens)."""
         return "entra" if self.token_provider is not None else "key"

@@ -304,7 +304,7 @@ class AzureSpeechLeg(Leg):
 
     def describe(self) -> dict:
         return {"family": self.family, "model": PRICE_MODEL, "target": repr(self.target),
-                "emulated": self.target.is_local}
+                "emulated": self.target.is_local, "timing": "local" if self.target.is_local else None}
 
     def __repr__(self) -> str:
         return f"AzureSpeechLeg({self.source!r}, {self.target!r})"

@@ -209,7 +209,8 @@ class LiveLeg(SocketLeg):
     def describe(self) -> dict[str, Any]:
         return {"family": self.family, "kind": "voice", "model": self.target.model_of(self.config.model),
                 "session_model": self.config.model, "target": self.target.provider,
-                "dialect": self.target.dialect, "emulated": self.target.is_local}
+                "dialect": self.target.dialect, "emulated": self.target.is_local,
+                "timing": "local" if self.target.is_local else None}  # the emulator models Realtime timing only
 
     def connect(self) -> Any:
         return self.target.client().live.connect()

@@ -79,7 +79,8 @@ class RemoteLeg(SocketLeg):
         tx = getattr(self.config, "transcription", None)
         model = getattr(tx, "model", None) if self.config.kind == "transcription" else self.config.model
         return {"family": self.family, "kind": self.config.kind, "session_model": model, "transcription_model": getattr(tx, "model", None),
-                "target": self.target.provider, "dialect": self.target.dialect, "emulated": self.target.is_local}
+                "target": self.target.provider, "dialect": self.target.dialect, "emulated": self.target.is_local,
+                "timing": self.target.emulator_timing}
 
     def source_of(self, event: dict) -> str:
         rid = event.get("response_id") or (event.get("response") or {}).get("id")

@@ -251,7 +251,8 @@ async def arun_sidecar(audio: AudioInput, voice: tuple[Target, SessionConfig],
         # Out-of-band transcripts are voice-model responses: price them as such.
         sources[SIDECAR_OOB] = {"family": "realtime", "kind": "oob", "session_of": IN_SESSION,
                                 "session_model": sources[IN_SESSION].get("session_model"),
-                                "target": target.provider, "emulated": target.is_local}
+                                "target": target.provider, "emulated": target.is_local,
+                                "timing": sources[IN_SESSION].get("timing")}
     rendered = voice.session_config if isinstance(voice, LiveLeg) else _rendered(config, target)
     meta = {"target": repr(target), "voice_config": rendered, "sources": sources,
             "models": _deployment_models(legs)}

@@ -173,7 +173,8 @@ class TranslationLeg(SocketLeg):
     def describe(self) -> dict:
         return {"family": self.family, "model": self.model, "language": self.language,
                 "transcription_model": self.transcription_model, "target": getattr(self.target, "provider", None),
-                "emulated": bool(getattr(self.target, "is_local", False))}
+                "emulated": bool(getattr(self.target, "is_local", False)),
+                "timing": "local" if getattr(self.target, "is_local", False) else None}
 
     def session_update(self) -> dict:
         """The ``session.update`` this leg sends: source transcript on, output in :attr:`language`."""

@@ -94,8 +94,9 @@ def render_study_report(out: str | Path, *, n_boot: int = 1000) -> str:
         parts.append(f"<p class='muted'>No results yet ({html.escape(str(exc))}).</p>")
     if res is not None:
         summary = res.summary(n_boot=n_boot)
-        prov = res.sql("""SELECT rtlab_version, timing_model, cost_basis, profile, profile_evidence, prices_as_of,
-                          target_desc, count(*) AS rows FROM rows GROUP BY ALL ORDER BY rows DESC""").df()
+        prov = res.sql("""SELECT source, engine, timing_model, cost_basis, profile, profile_evidence, prices_as_of,
+                          rtlab_version, target_desc, count(*) AS rows FROM rows GROUP BY ALL
+                          ORDER BY source, rows DESC""").df()
         parts.append(
             "<p class='note'>WER/CER: corpus rates over files (each file's transcript of a source against its "
             "reference), with a bootstrap confidence interval that resamples files. Latency percentiles are over "
@@ -116,7 +117,7 @@ def render_study_report(out: str | Path, *, n_boot: int = 1000) -> str:
                 parts.append(_grouped(summary, "cost_per_audio_hour_usd", ylabel="USD per audio hour",
                                       title="Cost per hour of audio"))
         parts.append("<h2>Conditions</h2>" + _table(res.conditions(), text_cols=("transforms", "sidecars")))
-        parts.append("<h2>Provenance</h2>" + _table(prov, text_cols=("profile_evidence", "target_desc")))
+        parts.append("<h2>Provenance</h2>" + _table(prov, text_cols=("engine", "timing_model", "profile_evidence", "target_desc")))
         res.close()
     if status.failures:
         fails = pd.DataFrame(list(status.failures), columns=["unit", "condition", "item", "error"])

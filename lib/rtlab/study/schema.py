@@ -27,7 +27,7 @@ COLUMN_TYPES: dict[str, pa.DataType] = {
     "file_word_errors": _F, "file_ref_words": _F, "file_char_errors": _F, "file_ref_chars": _F,
     # provenance
     "cost_basis": _S, "prices_as_of": _S, "rtlab_version": _S, "target_desc": _S, "profile": _S,
-    "profile_evidence": _S, "timing_model": _S, "seed": _I, "unit_seed": _I, "speed": _F, "chunk_ms": _I,
+    "profile_evidence": _S, "engine": _S, "timing_model": _S, "seed": _I, "unit_seed": _I, "speed": _F, "chunk_ms": _I,
 }
 
 

@@ -33,7 +33,7 @@ from .spec import Condition, Unit
 __all__ = ["RateLimited", "arun_unit", "check_condition", "run_unit", "unit_audio"]
 
 #: The provenance and study columns every row carries, besides the turns table's own.
-PROVENANCE = ("rtlab_version", "target_desc", "profile", "profile_evidence", "timing_model", "cost_basis",
+PROVENANCE = ("rtlab_version", "target_desc", "profile", "profile_evidence", "engine", "timing_model", "cost_basis",
               "prices_as_of", "seed", "unit_seed", "speed", "chunk_ms")
 _DIALECT_OF = {"local": "openai-ga", "local-azure": "azure-ga", "openai": "openai-ga", "azure": "azure-ga",
                "azure-preview": "azure-preview"}
@@ -260,8 +260,16 @@ def _rows(unit: Unit, turns: pd.DataFrame, meta: dict, *, target: Any, reference
     if "usage" in turns.columns:
         turns["usage"] = [json.dumps(u, sort_keys=True) if isinstance(u, dict) else None for u in turns["usage"]]
     profile, evidence = _profile(target)
+    # Which engine wrote each source's text and which timing its latencies follow (no model is credited offline).
+    from ..analysis import provenance
+
+    prov_table = provenance(meta, turns).set_index("source")
+    turns["engine"] = [prov_table["engine"].get(s) for s in turns["source"]]
+    turns["timing_model"] = [prov_table["timing"].get(s) for s in turns["source"]]
     if "cost_basis" not in turns.columns:
-        turns["cost_basis"] = "emulated" if getattr(target, "is_local", False) else "usage x price table"
+        turns["cost_basis"] = None
+    turns["cost_basis"] = turns["cost_basis"].where(turns["cost_basis"].notna(),
+                                                    [prov_table["cost_basis"].get(s) for s in turns["source"]])
     with contextlib.suppress(Exception):  # a missing price table leaves the date empty, not the unit failed
         turns["prices_as_of"] = str(load_prices().get("as_of") or "")
     item = unit.item
@@ -274,7 +282,7 @@ def _rows(unit: Unit, turns: pd.DataFrame, meta: dict, *, target: Any, reference
     }
     prov = {
         "rtlab_version": rtlab.__version__, "target_desc": _target_desc(target), "profile": profile,
-        "profile_evidence": evidence, "timing_model": str(meta.get("timing") or "local"),
+        "profile_evidence": evidence,
         "seed": unit.study_seed, "unit_seed": unit.seed, "speed": float(unit.run.speed), "chunk_ms": unit.run.chunk_ms,
     }
     front = pd.DataFrame({k: [v] * len(turns) for k, v in study.items()}, index=turns.index)
