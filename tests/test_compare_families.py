@@ -138,3 +138,19 @@ def test_gpt_live_on_the_azure_path_with_a_deployment_name(azure_resource, tmp_p
     turns = _turns(out)
     assert set(turns["source"]) == {"in-session", "sidecar:transcription"}
     assert json.loads(json.dumps(log.meta["sources"]["in-session"]))["family"] == "live"
+
+
+def test_a_translation_deployment_is_priced_as_its_model(azure_resource, tmp_path, capsys, monkeypatch):
+    """Rows speak in models: the translation sidecar's deployment name maps back to gpt-realtime-translate."""
+    monkeypatch.setenv("AZURE_OPENAI_TRANSCRIBE_DEPLOYMENTS",
+                       "tx-whisper=gpt-realtime-whisper,tx-translate=gpt-realtime-translate")
+    monkeypatch.setenv("AZURE_OPENAI_TRANSLATE_DEPLOYMENT", "tx-translate")
+    out = tmp_path / "azure-translate"
+    code = main(["compare", str(clip_path("short")), "--target", "azure", "--sidecar", "translate:es",
+                 "--speed", "4", "--quiet", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    log = EventLog.load(out / "events.jsonl")
+    assert log.meta["sources"]["sidecar:translate:es"]["model"] == "tx-translate"  # what was sent
+    row = _turns(out).set_index("source").loc["sidecar:translate:es"]
+    assert row["model"] == "gpt-realtime-translate" and row["cost_basis"] != "none" and row["cost_usd"] > 0
+

@@ -37,10 +37,14 @@ def target():
 
 
 @pytest.fixture(scope="module")
-def run(target, tmp_path_factory):
-    log = run_sidecar(clip_path("monologue"), voice=(target, SessionConfig.realtime()),
-                      out=tmp_path_factory.mktemp("plots"), speed=4, progress=False)
-    return log.to_frame(), turns_of(log, references_for(clip_path("monologue")))
+def recorded(target, tmp_path_factory):
+    return run_sidecar(clip_path("monologue"), voice=(target, SessionConfig.realtime()),
+                       out=tmp_path_factory.mktemp("plots"), speed=4, progress=False)
+
+
+@pytest.fixture(scope="module")
+def run(recorded):
+    return recorded.to_frame(), turns_of(recorded, references_for(clip_path("monologue")))
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +210,23 @@ class TestSwimlane:
             assert len(art.get_offsets()) == n, label
         assert "The meeting starts at ten." in {a.get_text() for a in ax.texts}
 
+    def test_a_source_placed_by_time_shows_its_final_even_when_it_comes_last(self, run) -> None:
+        frame, turns = run
+        row = turns[turns["source"] == "in-session"].sort_values("audio_start_ms").iloc[1]
+        late = float(turns["final_wall_ms"].max()) + 2500  # after every other source's final of every turn
+        speech = row.copy()
+        speech[["source", "item_id", "final_wall_ms"]] = ["sidecar:azure-speech", "result-1", late]
+        event = {"seq": -1, "t_ms": late, "audio_ms": np.nan, "direction": "server", "source": "sidecar:azure-speech",
+                 "type": "azure_speech.transcribed", "raw_type": "azure_speech.transcribed", "item_id": None,
+                 "response_id": None, "event_id": None,
+                 "event": {"type": "azure_speech.transcribed", "text": "Please bring the report."}}
+        fig = plots.swimlane(pd.concat([frame, pd.DataFrame([event])], ignore_index=True),
+                             pd.concat([turns, speech.to_frame().T], ignore_index=True), turn=1)
+        ax = fig.axes[0]
+        (final,) = _artists(ax, "sidecar:azure-speech · final")
+        assert len(final.get_offsets()) == 1
+        assert "Please bring the report." in {a.get_text() for a in ax.texts}
+
     def test_roles_table(self) -> None:
         from rtlab.protocol.events import role_of
 
@@ -297,3 +318,49 @@ class TestProbeHeatmap:
         assert matrix.loc["gpt-realtime-whisper", "session-model"] == "handshake-refused 400"
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
         assert "handshake-refused" in legend
+
+
+# ------------------------------------------------------------------------------------------------------------
+# provenance and display
+# ------------------------------------------------------------------------------------------------------------
+class TestProvenance:
+    def test_an_offline_run_names_the_local_recognizer_the_emulator_and_its_cost_bases(self, recorded, run) -> None:
+        turns = run[1]
+        prov = plots.provenance_of(recorded, turns)
+        assert "pocketsphinx" in prov["engine"] and "the service" not in prov["engine"]
+        assert "emulated" in prov["timing"]
+        assert all(b in prov["cost_basis"] for b in set(turns["cost_basis"].dropna()))
+        note = plots.provenance_note(prov)
+        assert note.startswith("text: ") and "pocketsphinx" in note and " · latency: " in note
+
+    def test_a_recorded_timing_mode_is_named_and_a_real_run_says_measured(self, recorded) -> None:
+        import copy
+        import types
+
+        from rtlab.analysis.provenance import TIMINGS
+
+        meta = copy.deepcopy(recorded.meta)
+        meta["sources"]["in-session"]["timing"] = "modelled"
+        assert TIMINGS["modelled"] in plots.provenance_of(types.SimpleNamespace(meta=meta))["timing"]
+        real = {"sources": {s: {**i, "emulated": False} for s, i in meta["sources"].items() if i["family"] != "local"}}
+        prov = plots.provenance_of(types.SimpleNamespace(meta=real))
+        assert "the service (gpt-realtime-whisper)" in prov["engine"] and "pocketsphinx" not in prov["engine"]
+        assert prov["timing"] == "measured against the service" and prov["cost_basis"] == "reported"
+
+    def test_a_probe_says_whose_answers_they_are(self, probed) -> None:
+        prov = plots.provenance_of(probed)
+        assert "'azure' profile" in prov["answers"] and "not a real endpoint" in prov["answers"]
+        import dataclasses
+
+        real = dataclasses.replace(probed, target=Target.azure(endpoint="https://contoso.openai.azure.com",
+                                                               api_key="azk-" + "0" * 32), when="2026-12-01T10:00:00")
+        assert plots.provenance_of(real)["answers"] == "observed: probe of azure azure-ga on 2026-12-01"
+
+
+class TestDisplay:
+    def test_figures_show_as_png_without_pyplot(self, probed) -> None:
+        fig = plots.probe_heatmap(probed.frame)
+        assert isinstance(fig, plots.PlotFigure)
+        png = fig._repr_png_()
+        assert png.startswith(b"\x89PNG") and len(png) > 1000
+

@@ -259,3 +259,54 @@ class TestProvenance:
         written = write_outputs(turns_of(sidecar_log), [("monologue", sidecar_log)], tmp_path)
         html = written["report"].read_text()
         assert "Offline run" in html and "<b>sidecar:local</b>: text from pocketsphinx" in html
+
+
+def test_validate_false_sends_what_the_rules_refuse_and_records_the_servers_answer(target, tmp_path):
+    """The rules refuse a prompt for gpt-realtime-whisper before sending; validate=False sends it, the server answers
+    with an error event, the socket stays open, and the run does not wait for transcripts that cannot come."""
+    from rtlab.config import RuleViolation
+    from rtlab.runs import RemoteLeg, arun_legs, run_sync
+
+    config = SessionConfig.realtime(transcription="gpt-realtime-whisper", prompt="Names: rtlab")
+    with pytest.raises(RuleViolation, match="prompt"):
+        run_session(target, config, clip_path("short"), **FAST)
+    log = run_session(target, config, clip_path("short"), validate=False, out=tmp_path / "a", **FAST)
+    frame = log.to_frame()
+    sent = frame[(frame["direction"] == "client") & (frame["type"] == "session.update")]["event"].iloc[0]
+    assert sent["session"]["audio"]["input"]["transcription"]["prompt"] == "Names: rtlab"
+    errors = frame[frame["type"] == "error"]["event"].tolist()
+    assert [e["error"]["code"] for e in errors] == ["invalid_value"]
+    assert "input_audio_buffer.committed" in set(frame["type"])  # the session went on after the refusal
+    assert log.meta["config"] == sent
+    # the refused update left transcription off: no transcript is owed, so the leg is settled once the audio is in
+    leg = RemoteLeg(IN_SESSION, target, config, validate=False)
+    run_sync(arun_legs(clip_path("short"), [leg], out=tmp_path / "b", options=RunOptions(**FAST)))
+    assert leg.state.committed and not leg.state.transcribed
+    assert leg.wants_transcripts() is False and leg.state.settled(wants_transcripts=leg.wants_transcripts())
+
+
+def test_a_local_azure_target_with_deployment_names_runs_on_those_names(tmp_path):
+    """An embedded emulator started by a target that names its deployments serves exactly those names."""
+    from rtlab.runs import RemoteLeg, arun_legs, run_sync
+
+    t = Target.local(provider_profile="azure", seed=2, realtime_deployment="prod-voice=gpt-realtime",
+                     deployments={"tx-whisper": "gpt-realtime-whisper"})
+    try:
+        log = run_session(t, SessionConfig.realtime(transcription="gpt-realtime-whisper"), clip_path("short"),
+                          out=tmp_path / "ok", **FAST)
+        frame = log.to_frame()
+        sent = frame[(frame["direction"] == "client") & (frame["type"] == "session.update")]["event"].iloc[0]
+        assert sent["session"]["audio"]["input"]["transcription"]["model"] == "tx-whisper"
+        turns = turns_of(log)
+        assert list(turns["status"]) == ["completed"] and list(turns["model"]) == ["gpt-realtime-whisper"]
+        # the model's own name is not a deployment of this resource (a target that knows no deployments sends the
+        # name as written)
+        unaware = Target.local(t.url, provider_profile="azure")
+        leg = RemoteLeg("named-after-the-model", unaware, SessionConfig.realtime(transcription=None),
+                        connect_model="gpt-realtime")
+        log = run_sync(arun_legs(clip_path("short"), [leg], out=tmp_path / "404", options=RunOptions(**FAST)))
+        refused = log.to_frame().query("type == 'rtlab.handshake_failed'")["event"].iloc[0]
+        assert (refused["status"], refused["code"]) == (404, "DeploymentNotFound")
+    finally:
+        t.stop()
+

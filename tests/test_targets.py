@@ -309,6 +309,36 @@ def test_local_target_starts_the_emulator_once_on_first_use(monkeypatch):
     assert rec.seen[1]["query"]["api-version"] == V
 
 
+def test_a_local_target_naming_deployments_plays_a_resource_with_exactly_those(monkeypatch):
+    calls: list[dict] = []
+    fake = types.ModuleType("rtlab.emulator")
+
+    class FakeProfile:
+        def __init__(self, name: str, deployments: dict | None = None) -> None:
+            self.name, self.deployments = name, deployments
+
+        def with_deployments(self, deployments: dict) -> FakeProfile:
+            return FakeProfile(self.name, dict(deployments))
+
+    async def body(rec):
+        fake.load_profile = FakeProfile
+        fake.start = lambda **kw: calls.append(kw) or FakeHandle(rec.url)
+        monkeypatch.setitem(sys.modules, "rtlab.emulator", fake)
+        named = Target.local(provider_profile="azure", seed=4, realtime_deployment="prod-voice=gpt-realtime",
+                             deployments=DEPLOYMENTS)
+        await handshake(named, "realtime")
+        voice_only = Target.local(provider_profile="azure", realtime_deployment="my-voice")
+        await handshake(voice_only, "realtime")
+
+    rec = run_with_recorder(body)
+    (named, voice_only) = calls
+    assert (named["profile"].name, named["seed"]) == ("azure", 4)
+    assert named["profile"].deployments == {**DEPLOYMENTS, "prod-voice": "gpt-realtime"}
+    # a voice deployment whose model is not stated plays the default voice model
+    assert voice_only["profile"].deployments == {"my-voice": "gpt-realtime-2.1"}
+    assert [s["query"]["model"] for s in rec.seen] == ["prod-voice", "my-voice"]
+
+
 # ==============================================================================================================
 # Building targets from the environment
 # ==============================================================================================================

@@ -64,8 +64,8 @@ class TestMechanism:
     def test_every_exercise_of_the_notebooks_is_registered(self) -> None:
         assert sorted((e.notebook[:2], e.name) for e in teach.EXERCISES.values()) == [
             ("00", "session_wer"), ("01", "fixed_whisper_config"), ("01", "preview_noise_key"),
-            ("01", "seed_outcomes"), ("02", "event_order"), ("03", "srt_cues"), ("04", "no_secret_leaks"),
-            ("04", "replica_matches"), ("05", "condition_ratios")]
+            ("02", "event_order"), ("03", "srt_cues"), ("04", "no_secret_leaks"),
+            ("04", "replica_matches"), ("05", "condition_ratios"), ("06", "seed_outcomes")]
 
     def test_check_prints_one_line_and_returns_a_verdict(self, capsys) -> None:
         v = teach.check("preview_noise_key", "transcription_session.update", "input_audio_noise_reduction")
@@ -102,6 +102,8 @@ class TestMechanism:
         assert teach.exercise_for("01_session_configuration", ["event_type", "noise_key"]).name == "preview_noise_key"
         assert teach.exercise_for("01_session_configuration", ["fixed"]).name == "fixed_whisper_config"
         assert teach.exercise_for("00_quickstart", ["fixed"]) is None
+        assert teach.exercise_for("06_the_seed_question", ["as_session_model", "as_transcription_model"]).name == \
+            "seed_outcomes"
         assert teach.EXERCISES["seed_outcomes"].call() == \
             "teach.check('seed_outcomes', as_session_model, as_transcription_model, frame=seed.frame)"
 
@@ -256,9 +258,18 @@ class TestReplicaMatches:
         assert _verdict("replica_matches", 1, result=a, again=b).status == "pass"
         assert _verdict("replica_matches", 0, result=a, again=a).status == "pass"
         for answer, hint in ((a.table != b.table, "count its True cells"), (True, "not whether they differ"),
-                             (3, "cell by cell"), ("1", "should be a number")):
+                             (3, "compare the cells both matrices have"), ("1", "should be a number")):
             v = _verdict("replica_matches", answer, result=a, again=b)
             assert v.status == "hint" and hint in v.message, (answer, v)
+
+    def test_a_replica_probed_on_fewer_surfaces_is_compared_on_the_cells_it_has(self) -> None:
+        # the endpoint has a workaround row and column the replica (a saved profile) does not reproduce
+        endpoint = _Matrices(pd.DataFrame({"in-session-ga": ["ok", "ok", "—"], "live": ["—", "—", "ok"]},
+                                          index=["tx-whisper", "tx-4o", "prod-live"]))
+        replica = _Matrices(pd.DataFrame({"in-session-ga": ["ok", "refused 404"]}, index=["tx-whisper", "tx-4o"]))
+        v = _verdict("replica_matches", 1, result=endpoint, again=replica)
+        assert v.status == "pass" and "1 of the 2 cells" in v.message
+        assert _verdict("replica_matches", 0, result=endpoint, again=replica).status == "hint"
 
 
 class TestNoSecretLeaks:

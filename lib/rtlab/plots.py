@@ -15,13 +15,16 @@ WER comes from :mod:`rtlab.analysis.metrics`, percentiles are the same linear-in
 - :func:`probe_heatmap` — the probe's model × surface matrix, coloured by outcome.
 
 Honest labels: pass ``provenance`` (e.g. ``{"engine": "pocketsphinx (local emulator)", "timing": "modelled",
-"cost_basis": "emulated"}``) and the figure says in a footnote which engine produced the text, which timing model
-produced the latencies and what the costs are based on. Offline, every source's text comes from the same local
-recognizer: a figure that compares sources should say so.
+"cost_basis": "emulated"}``, or :func:`provenance_of` a run) and the figure says in a footnote which engine produced
+the text, which timing model produced the latencies and what the costs are based on. Offline, every source's text
+comes from the same local recognizer: a figure that compares sources should say so.
+
+The figures display themselves as PNG in a notebook (``_repr_png_``), with or without pyplot's inline backend.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -29,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from .errors import RtlabError
 from .protocol.events import role_of
@@ -36,9 +40,11 @@ from .protocol.events import role_of
 __all__ = [
     "OUTCOME_COLORS",
     "ROLE_STYLES",
+    "PlotFigure",
     "latency_distributions",
     "probe_heatmap",
     "provenance_note",
+    "provenance_of",
     "swimlane",
     "wer_by_condition",
 ]
@@ -92,6 +98,47 @@ def provenance_note(provenance: Mapping[str, Any] | None) -> str:
     return " · ".join(parts)
 
 
+def provenance_of(log: Any, turns: pd.DataFrame | None = None) -> dict[str, str]:
+    """Where a run's (or a probe's) text, latencies and costs come from, read from its own record.
+
+    Parameters
+    ----------
+    log : EventLog or rtlab.probe.ProbeResult
+        A recorded run: ``log.meta["sources"]`` says, per source, its protocol family and whether an emulator
+        served it (``emulated``); a timing mode recorded there (``timing``) is named. A probe result: its target
+        says whether the answers are an emulator's profile or a real endpoint's (observed, with the date).
+    turns : pandas.DataFrame, optional
+        Its turns table: the ``cost_basis`` values it holds are named.
+
+    Returns
+    -------
+    dict
+        ``engine`` (which engine produced the text), ``timing`` (what the latencies are) and ``cost_basis``
+        (:func:`rtlab.analysis.provenance_note`; a probe: ``answers`` instead of the cost): ready for
+        :func:`provenance_note` and the ``provenance=`` of every figure. Offline, every source's text
+        comes from rtlab's local recognizer whatever model a row names, and the latencies are the emulator's,
+        not the services'.
+    """
+    if hasattr(log, "frame") and hasattr(log, "target") and hasattr(log, "when"):
+        return _probe_provenance(log)
+    from .analysis import provenance_note
+
+    return provenance_note(log, turns)
+
+
+def _probe_provenance(result: Any) -> dict[str, str]:
+    target = result.target
+    if getattr(target, "is_local", False):
+        from pathlib import Path
+
+        name = Path(str(getattr(target, "provider_profile", None) or "openai")).name
+        return {"answers": f"rtlab's emulator playing the '{name}' profile (its rows' evidence, not a real endpoint)",
+                "engine": "pocketsphinx, rtlab's offline recognizer", "timing": "emulated by rtlab's emulator"}
+    who = f"{getattr(target, 'provider', '?')} {getattr(target, 'dialect', '')}".strip()
+    return {"answers": f"observed: probe of {who} on {str(result.when)[:10]}", "engine": "the services' own models",
+            "timing": "measured on this machine's clock"}
+
+
 def _stamp(fig: Any, provenance: Mapping[str, Any] | None) -> None:
     """The provenance footnote, in a strip the layout keeps free at the bottom of the figure."""
     note = provenance_note(provenance)
@@ -117,10 +164,18 @@ def _lane_order(sources: Any) -> list[str]:
     return sorted(names, key=lambda s: (s != "in-session", s))
 
 
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.figure import Figure
+class PlotFigure(Figure):
+    """A matplotlib ``Figure`` that shows itself as a PNG in a notebook (``_repr_png_``), so a figure returned by
+    this module is a picture as a cell's last value, with or without pyplot's inline backend."""
 
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png")
+        return buf.getvalue()
+
+
+def _figure(width: float, height: float) -> Any:
+    return PlotFigure(figsize=(width, height), dpi=100, layout="constrained")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -213,7 +268,11 @@ def swimlane(frame: pd.DataFrame, turns: pd.DataFrame, *, turn: int | tuple[floa
     is_mine = np.array([(s, k) in mine for s, k in zip(server["source"], server["_turn"], strict=True)])
     unowned = server["_turn"].isna().to_numpy()
     t_lo = w0 - pad_ms
-    t_hi = max([w1] + server.loc[is_mine, "_t"].dropna().tolist()) + pad_ms
+    # The window runs to the last final of the turn: its events, and the final of every source's row for this turn
+    # (a source whose events name no item, e.g. Azure Speech, is placed by time; its final may come last).
+    finals = pd.to_numeric(ours["final_wall_ms"], errors="coerce").dropna().tolist() \
+        if "final_wall_ms" in ours.columns else []
+    t_hi = max([w1] + server.loc[is_mine, "_t"].dropna().tolist() + finals) + pad_ms
     in_window = ((server["_t"] >= t_lo) & (server["_t"] <= t_hi)).to_numpy()
     sel = server[is_mine | (unowned & in_window)]
     roles = [role_of(ty, str(s)) for s, ty in zip(sel["source"], sel["type"], strict=True)]

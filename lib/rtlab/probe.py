@@ -943,11 +943,19 @@ class ProbeResult:
 
 
 def _safe_target(target: Any) -> str:
+    """Provider, dialect and the voice session's WebSocket URL (no key: keys travel in headers).
+
+    The URL names the target's voice model or deployment; ``MODEL`` stands for it when the target has none (an
+    Azure resource without a configured voice deployment)."""
     url = getattr(target, "url_for", None)
-    try:
-        return f"{target.provider} {target.dialect} {url('realtime', 'MODEL') if url else ''}".strip()
-    except Exception:
+    if url is None:
         return repr(target)
+    for voice in (None, "MODEL"):
+        try:
+            return f"{target.provider} {target.dialect} {url('realtime', voice)}"
+        except Exception:  # noqa: BLE001 - e.g. a name the target cannot map: try the placeholder, then the repr
+            continue
+    return repr(target)
 
 
 # ---------------------------------------------------------------------------------------------- CLI

@@ -109,12 +109,17 @@ class _EmulatorSlot:
         self._lock = threading.Lock()
         self.handle: Any = None
 
-    def ensure(self, profile: str, seed: int | None) -> str:
+    def ensure(self, profile: str, seed: int | None, deployments: Mapping[str, str] | None = None) -> str:
+        """Start the emulator once (playing ``profile``; with ``deployments``: a resource with exactly those)."""
         with self._lock:
             if self.handle is None:
                 # Imported here: the emulator is only needed when a local target is actually used.
                 emulator = importlib.import_module("rtlab.emulator")
-                self.handle = emulator.start(profile=profile, seed=seed)
+                if deployments:
+                    played = emulator.load_profile(profile).with_deployments(dict(deployments))
+                    self.handle = emulator.start(profile=played, seed=seed)
+                else:
+                    self.handle = emulator.start(profile=profile, seed=seed)
             return str(self.handle.url)
 
     def stop(self) -> None:
@@ -240,6 +245,10 @@ class Target:
         api_key
             The key to present; the default ``"rtlab-local"`` is accepted by an emulator started without
             ``--api-key``.
+        deployments, realtime_deployment
+            Azure deployment names, as for :meth:`azure` (``{name: model}``; ``"name=model"``). Without ``url``,
+            the embedded emulator then plays a resource with exactly these deployments (like ``rtlab serve
+            --deployment NAME=MODEL``), so names that differ from the models can be rehearsed offline.
         """
         azure = "azure" in str(provider_profile).lower()
         dialect = dialect or ("azure-ga" if azure else "openai-ga")
@@ -336,8 +345,21 @@ class Target:
         """The endpoint root over http(s). For a local target without URL this starts the emulator."""
         if self.base_url is not None:
             return self.base_url
-        return _root_url(self._emulator.ensure(self.provider_profile or "openai", self.seed),
+        return _root_url(self._emulator.ensure(self.provider_profile or "openai", self.seed,
+                                               self._emulated_deployments()),
                          what="emulator URL", env=None)
+
+    def _emulated_deployments(self) -> dict[str, str] | None:
+        """The deployments an embedded emulator plays for this local target: exactly those the target names (its
+        voice deployment, as ``gpt-realtime-2.1`` when its model is not stated), or None (the profile's own)."""
+        if self.deployments is None and not self.realtime_deployment:
+            return None
+        from .protocol.catalogue import DEFAULT_VOICE_MODEL
+
+        out = dict(self.deployments or {})
+        if self.realtime_deployment:
+            out[self.realtime_deployment] = self.realtime_model or DEFAULT_VOICE_MODEL
+        return out
 
     @property
     def shape(self) -> str:

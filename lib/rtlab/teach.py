@@ -218,28 +218,6 @@ def _fixed_whisper_config(fixed: Any) -> str:
     return "it passes validate(); with no VAD the client commits each utterance itself"
 
 
-def _seed_outcomes(as_session_model: Any, as_transcription_model: Any, *, frame: Any) -> str:
-    outcome = frame.set_index(["model", "surface"])["outcome"]
-    want = (outcome["gpt-realtime-whisper", "session-model"], outcome["gpt-realtime-whisper", "in-session-ga"])
-    got = (as_session_model, as_transcription_model)
-    for name, value in zip(("as_session_model", "as_transcription_model"), got, strict=True):
-        if not isinstance(value, str):
-            raise Hint(f"`{name}` should be one outcome string (one cell of the `outcome` column), got "
-                       f"{type(value).__name__}; pick it with .loc[(model, surface)]")
-    if got == want:
-        return (f"as the session model it is {want[0]}; as the transcription model of a voice session it "
-                f"is {want[1]}")
-    if got == want[::-1]:
-        raise Hint("you swapped them: 'session-model' is the row where the model itself is the session's ?model=")
-    if any(v.split(" ")[0] in set(outcome) and v not in set(outcome) for v in got):
-        raise Hint("give the `outcome` column's value (e.g. 'handshake-refused'), not the matrix text with its code")
-    others = {m for m, _ in outcome.index if m != "gpt-realtime-whisper"}
-    if any((outcome.get((m, "session-model")), outcome.get((m, "in-session-ga"))) == got for m in others):
-        raise Hint("those are another model's outcomes: take the rows of gpt-realtime-whisper")
-    raise Hint("read the `outcome` column of seed.frame for model gpt-realtime-whisper, surfaces 'session-model' and "
-               "'in-session-ga'")
-
-
 # --------------------------------------------------------------------------------------------------
 # 02 in-session vs sidecar
 # --------------------------------------------------------------------------------------------------
@@ -305,19 +283,23 @@ def _replica_matches(n_different: Any, *, result: Any, again: Any) -> str:
     import numpy as np
     import pandas as pd
 
-    diff = result.matrix() != again.matrix()
-    want = int(diff.to_numpy().sum())
+    original, replica = result.matrix(), again.matrix()
+    # The replica is probed on fewer surfaces (a profile reproduces the transcription surfaces): compare the cells
+    # both matrices have.
+    rows = [r for r in replica.index if r in original.index]
+    cols = [c for c in replica.columns if c in original.columns]
+    want = int((original.loc[rows, cols] != replica.loc[rows, cols]).to_numpy().sum())
     if isinstance(n_different, pd.DataFrame | np.ndarray):
         raise Hint("that is the table of differences; count its True cells: (a != b).to_numpy().sum()")
     if isinstance(n_different, bool | np.bool_):
         raise Hint("a count of differing cells (an int), not whether they differ")
     got = _number(n_different, "n_different")
     if got != want:
-        raise Hint("compare the two matrices cell by cell: result.matrix() != again.matrix() is True where they "
-                   "differ; sum the Trues")
+        raise Hint("compare the cells both matrices have, one by one: result.matrix().loc[again.matrix().index, "
+                   "again.matrix().columns] != again.matrix() is True where they differ; sum the Trues")
     if want == 0:
-        return "the replica reproduces every cell of the endpoint's matrix"
-    return f"{want} cells differ between the endpoint and its replica"
+        return f"the replica reproduces all {len(rows) * len(cols)} cells it was probed on"
+    return f"{want} of the {len(rows) * len(cols)} cells the replica was probed on differ from the endpoint's"
 
 
 def _no_secret_leaks(ticket: Any, *, fake_key: str, result: Any) -> str:
@@ -376,12 +358,37 @@ def _condition_ratios(ratios: Any, *, turns: Any) -> str:
     return f"the biggest loss is {worst[1]} on {worst[0]} ({want[worst]:.1f}× the clean WER)"
 
 
-#: Every exercise of notebooks 00–05. A new exercise: a row here and a check function above.
+# --------------------------------------------------------------------------------------------------
+# 06 the seed question
+# --------------------------------------------------------------------------------------------------
+def _seed_outcomes(as_session_model: Any, as_transcription_model: Any, *, frame: Any) -> str:
+    outcome = frame.set_index(["model", "surface"])["outcome"]
+    want = (outcome["gpt-realtime-whisper", "session-model"], outcome["gpt-realtime-whisper", "in-session-ga"])
+    got = (as_session_model, as_transcription_model)
+    for name, value in zip(("as_session_model", "as_transcription_model"), got, strict=True):
+        if not isinstance(value, str):
+            raise Hint(f"`{name}` should be one outcome string (one cell of the `outcome` column), got "
+                       f"{type(value).__name__}; pick it with .loc[(model, surface)]")
+    if got == want:
+        return (f"as the session model it is {want[0]}; as the transcription model of a voice session it "
+                f"is {want[1]}")
+    if got == want[::-1]:
+        raise Hint("you swapped them: 'session-model' is the row where the model itself is the session's ?model=")
+    if any(v.split(" ")[0] in set(outcome) and v not in set(outcome) for v in got):
+        raise Hint("give the `outcome` column's value (e.g. 'handshake-refused'), not the matrix text with its code")
+    others = {m for m, _ in outcome.index if m != "gpt-realtime-whisper"}
+    if any((outcome.get((m, "session-model")), outcome.get((m, "in-session-ga"))) == got for m in others):
+        raise Hint("those are another model's outcomes: take the rows of gpt-realtime-whisper")
+    raise Hint("read the `outcome` column of seed.frame for model gpt-realtime-whisper, surfaces 'session-model' and "
+               "'in-session-ga'")
+
+
+#: Every exercise of notebooks 00–06. A new exercise: a row here and a check function above.
 EXERCISES: dict[str, Exercise] = {e.name: e for e in (
     Exercise("session_wer", "00_quickstart", ("session_wer",), {"turns": "turns"}, _session_wer),
     Exercise("preview_noise_key", "01_session_configuration", ("event_type", "noise_key"), {}, _preview_noise_key),
     Exercise("fixed_whisper_config", "01_session_configuration", ("fixed",), {}, _fixed_whisper_config),
-    Exercise("seed_outcomes", "01_session_configuration", ("as_session_model", "as_transcription_model"),
+    Exercise("seed_outcomes", "06_the_seed_question", ("as_session_model", "as_transcription_model"),
              {"frame": "seed.frame"}, _seed_outcomes),
     Exercise("event_order", "02_in_session_vs_sidecar", ("order",), {"server": "server", "turns": "turns"},
              _event_order),

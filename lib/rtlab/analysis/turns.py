@@ -369,7 +369,8 @@ def _costs(log: EventLog, ev: list[Evidence], start_ms: np.ndarray, end_ms: np.n
         model = d.model
         # meta "models": {source label or Azure deployment name: model name}, for pricing deployments
         recorded = info.get(d.source, {}).get("model") if d.kind != "oob" else None
-        model = meta_models.get(d.source) or recorded or (meta_models.get(model, model) if model else model)
+        model = meta_models.get(d.source) or recorded or model
+        model = meta_models.get(model, model) if model else model  # an Azure deployment name -> its model
         models.append(model)
         if model in LOCAL_MODELS:
             costs.append(0.0)

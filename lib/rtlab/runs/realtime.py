@@ -65,7 +65,11 @@ class RemoteLeg(SocketLeg):
         self._configured = False
 
     def wants_transcripts(self) -> bool:
-        return getattr(self.config, "transcription", None) is not None
+        """Transcripts are owed when the config asks for them, unless the server's session says transcription is
+        off (a refused ``session.update`` leaves the session as it was: then no transcript will come)."""
+        if getattr(self.config, "transcription", None) is None:
+            return False
+        return not _transcription_off(self.state.session)
 
     @property
     def client_commits(self) -> bool:
@@ -200,3 +204,15 @@ class RemoteLeg(SocketLeg):
         else:
             response["output_modalities"] = ["text"]
         await self.send(run, {"type": E.RESPONSE_CREATE, "response": response}, source=SIDECAR_OOB)
+
+
+def _transcription_off(session: dict | None) -> bool:
+    """True when a server's session object (either shape) says input transcription is off (an explicit null)."""
+    if not session:
+        return False
+    audio_in = (session.get("audio") or {}).get("input") if isinstance(session.get("audio"), dict) else None
+    if isinstance(audio_in, dict) and "transcription" in audio_in:
+        return audio_in["transcription"] is None
+    if "input_audio_transcription" in session:
+        return session["input_audio_transcription"] is None
+    return False

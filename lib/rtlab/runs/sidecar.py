@@ -230,9 +230,9 @@ def _deployment_models(legs: list[Leg]) -> dict[str, str]:
     return out
 
 
-def _rendered(config: SessionConfig, target: Target) -> dict[str, Any]:
+def _rendered(config: SessionConfig, target: Target, *, validate: bool = True) -> dict[str, Any]:
     try:
-        return target.render(config)
+        return target.render(config, validate=validate)
     except RtlabError as exc:
         return {"error": str(exc)}
 
@@ -283,13 +283,16 @@ def run_sidecar(audio: AudioInput, voice: tuple[Target, SessionConfig], sidecars
 
 async def arun_session(target: Target, config: SessionConfig, audio: AudioInput, *, source: str = IN_SESSION,
                        out: str | Path | None = None, log: EventLog | None = None,
-                       options: RunOptions | None = None, **option_kw: Any) -> EventLog:
+                       options: RunOptions | None = None, validate: bool = True, **option_kw: Any) -> EventLog:
     """Run one session (voice or transcription) over ``audio``; returns its event log. Awaitable form."""
     options = options or RunOptions(**option_kw)
-    leg = voice_leg(target, config, source=source) if config.kind == "realtime" else RemoteLeg(source, target, config)
+    if validate and config.kind == "realtime":
+        leg = voice_leg(target, config, source=source)
+    else:
+        leg = RemoteLeg(source, target, config, validate=validate)
+    rendered = _rendered(config, target, validate=validate)
     return await arun_legs(audio, [leg], out=out, log=log, options=options, fmt=input_format_of([config]),
-                           meta={"target": repr(target), "config": _rendered(config, target),
-                                 "models": _deployment_models([leg])})
+                           meta={"target": repr(target), "config": rendered, "models": _deployment_models([leg])})
 
 
 def run_session(target: Target, config: SessionConfig, audio: AudioInput, **kw: Any) -> EventLog:
@@ -303,6 +306,9 @@ def run_session(target: Target, config: SessionConfig, audio: AudioInput, **kw: 
         The session to request; rendered in the target's dialect.
     audio : path, rtlab.audio.Audio or a live source
         Audio to stream, paced at ``speed`` × real time.
+    validate : bool
+        Check the shared rules before sending (default). ``False`` sends a Realtime session exactly as configured,
+        to see what the server answers to a configuration the rules would refuse (recorded, never raised).
 
     In a notebook with a running event loop, prefer ``await arun_session(...)`` so live views update.
     """
