@@ -42,10 +42,11 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from rtlab.engines.base import EngineSet
+from rtlab.errors import ConfigError
 
 from .adapter import serve_session
-from .core import Session
 from .profiles import Profile, load_profile
+from .realtime import TIMINGS, Session
 
 __all__ = ["EmulatorServer", "HttpRefusal", "Route", "route_request"]
 
@@ -208,7 +209,10 @@ def route_request(path_and_query: str, headers: Mapping[str, str], *, profile: P
         if not query.get("api-version"):
             return HttpRefusal(400, "BadRequest", "Missing required query parameter 'api-version'.")
         model = query.get("deployment") or None
-        if model is None:
+        # A preview transcription session works without deployment= (reported: the profile's
+        # preview_transcription_without_deployment row); a voice session needs one.
+        if model is None and not (kind == "transcription"
+                                  and profile.behaviour_value("preview_transcription_without_deployment", False)):
             return HttpRefusal(400, "BadRequest", "Missing required query parameter 'deployment'.")
     else:
         model = query.get("model") or None
@@ -221,7 +225,25 @@ def route_request(path_and_query: str, headers: Mapping[str, str], *, profile: P
             return HttpRefusal(outcome.status or 400, outcome.code or "invalid_request_error",
                                outcome.message or f"Model {model!r} is not supported.",
                                type=outcome.type or "invalid_request_error")
+        refusal = _handshake_rule(model, shape=shape, profile=profile)
+        if refusal is not None:
+            return refusal
     return Route(path=path, kind=kind, shape=shape, model=model)
+
+
+def _handshake_rule(model: str, *, shape: str, profile: Profile) -> HttpRefusal | None:
+    """The rules table's handshake rows (a model of another API as the session model), where the profile has no
+    row of its own for that model; the wording is the emulator's (assumed)."""
+    from rtlab.protocol import rules as R
+
+    ctx = R.RuleInput.build("realtime", {}, shape=shape, provider=profile.provider,  # type: ignore[arg-type]
+                            deployments=profile.deployments, session_model=model)
+    for rule in R.check(ctx, where=("handshake",)):
+        resolved = profile.resolve_model(model)
+        return HttpRefusal(400, rule.server.code or "invalid_model",
+                           f"Model '{str(resolved)[:80]}' is not supported for realtime sessions: "
+                           + R.server_message(rule, ctx).rstrip(".") + ".", type=rule.server.type)
+    return None
 
 
 _WARMED: set[tuple[int, int]] = set()
@@ -269,17 +291,22 @@ class EmulatorServer:
         Session ``k`` (0, 1, 2, ... in connection order) uses seed ``"{seed}:{k}"``: ids are reproducible.
     validate : bool
         Validate every outgoing event against the SDK models in the core (debugging).
+    timing : {"modelled", "local"}, optional
+        Realtime sessions' timing (:mod:`rtlab.emulator.realtime.timing`); default: the profile's ``timing`` row.
     """
 
     def __init__(self, *, engines: EngineSet, host: str = "127.0.0.1", port: int = 8765,
                  api_key: str | None = None, profile: Profile | str = "openai", seed: int | None = None,
-                 validate: bool = False, bearer_token: str | None = None) -> None:
+                 validate: bool = False, bearer_token: str | None = None, timing: str | None = None) -> None:
         self.engines = engines
         self.host = host
         self.port = port
         self._api_key = api_key
         self._bearer_token = bearer_token
         self.profile = load_profile(profile)
+        self.timing = timing or str(self.profile.behaviour_value("timing", "local"))
+        if self.timing not in TIMINGS:
+            raise ConfigError(f"timing must be one of {', '.join(TIMINGS)}, got {self.timing!r}.", field="timing")
         self.seed = seed
         self.validate = validate
         self._counter = itertools.count()
@@ -290,6 +317,7 @@ class EmulatorServer:
 
     def __repr__(self) -> str:
         return (f"EmulatorServer(host={self.host!r}, port={self.port}, profile={self.profile.name!r}, "
+                f"timing={self.timing!r}, "
                 f"api_key={'set' if self._api_key else 'any'}"
                 + (", bearer_token=set" if self._bearer_token else "") + ")")
 
@@ -361,4 +389,5 @@ class EmulatorServer:
                                deployments=self.profile.deployments, seed=seed, validate=self.validate,
                                run_async=self._tts_pool.submit)
         return Session(engines=self.engines, kind=route.kind, shape=route.shape, model=route.model,
-                       profile=self.profile, seed=seed, validate=self.validate, run_async=self._tts_pool.submit)
+                       profile=self.profile, seed=seed, validate=self.validate, run_async=self._tts_pool.submit,
+                       timing=self.timing)
