@@ -175,7 +175,9 @@ def test_state_table_is_data_and_drives_the_machines():
     m.fire("done")
     with pytest.raises(Rejected):
         m.fire("cancel")
-    assert m.fire("nonsense") is None and m.state == "idle"
+    with pytest.raises(Rejected) as unknown:  # an unknown trigger is an error, never silently ignored
+        m.fire("nonsense")
+    assert unknown.value.code == "invalid_state" and m.state == "idle"
     with pytest.raises(ValueError):
         edges("nope")
 

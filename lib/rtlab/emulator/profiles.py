@@ -240,7 +240,9 @@ class Profile:
         default, else ``"*"``'s default, else accepted."""
         chain = [r for r in (self.transcription.get(surface), self.transcription.get("*")) if r is not None]
         resolved = self.resolve_model(name)
-        for key in (name, resolved):
+        # With a deployment map, a name that is not a deployment is judged by the default (Azure fails its turns).
+        keys = (name, resolved) if self.deployments is None or name in self.deployments else ()
+        for key in keys:
             for rules in chain:
                 if key in rules.models:
                     return rules.models[key]

@@ -185,16 +185,69 @@ def _check_types(session: dict, kind: str) -> None:
                             param=param) from None
 
 
+_MODELS = {("ga", "realtime"): RealtimeSessionCreateRequest, ("ga", "transcription"):
+           RealtimeTranscriptionSessionCreateRequest, ("beta", "realtime"): BetaRealtimeSession,
+           ("beta", "transcription"): BetaTranscriptionSession}
+
+
+def _models_in(annotation: Any) -> list[type]:
+    """The pydantic model classes an annotation allows (through Optional, Union, List)."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type] = []
+    for arg in get_args(annotation):
+        found += _models_in(arg)
+    return found
+
+
+def _unknown_keys(raw: Any, model: type, path: str = "") -> list[str]:
+    """Keys of ``raw`` that ``model`` (an SDK pydantic class) does not define, without validating values."""
+    if not isinstance(raw, dict):
+        return []
+    fields = model.model_fields
+    names = {f.alias or n: f for n, f in fields.items()}
+    found: list[str] = []
+    for key, value in raw.items():
+        field = names.get(key)
+        if field is None:
+            found.append(f"{path}{key}")
+            continue
+        members = _models_in(field.annotation)
+        if not members:
+            continue
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                found += _unknown_keys(item, _pick(members, item), f"{path}{key}.{i}.")
+        else:
+            found += _unknown_keys(value, _pick(members, value), f"{path}{key}.")
+    return found
+
+
+def _pick(members: list[type], value: Any) -> type:
+    """The union member whose ``type`` literal matches the value's ``type`` (else the first)."""
+    from typing import get_args
+
+    if isinstance(value, dict) and "type" in value:
+        for m in members:
+            field = m.model_fields.get("type")
+            if field is not None and value["type"] in get_args(field.annotation):
+                return m
+    return members[0]
+
+
 def check_unknown(raw: dict, *, kind: str, shape: str) -> None:
     """Refuse keys the SDK's session type of this dialect does not define (``unknown_parameter``)."""
     body = {k: v for k, v in raw.items() if k not in READ_ONLY}
     if shape == "ga":
         body.setdefault("type", kind)
     try:
-        model = _ADAPTERS[(shape, kind)].validate_python(body)
-    except ValidationError:
-        return  # a wrongly typed value: answered by the type check, with its param
-    extra = unknown_fields(model)
+        extra = unknown_fields(_ADAPTERS[(shape, kind)].validate_python(body))
+    except ValidationError:  # a wrongly typed value somewhere: walk the raw keys against the model's fields
+        extra = _unknown_keys(body, _MODELS[(shape, kind)])
     if extra:
         param = "session." + extra[0].rstrip(".")
         raise ProtocolError("unknown_parameter", f"Unknown parameter: '{param}'.", param=param)
