@@ -113,4 +113,4 @@ def test_probe_cli_writes_a_profile_the_emulator_loads(tmp_path):
 
     assert load_profile(out).session_outcome("gpt-realtime-whisper").outcome == "handshake_error"
     report = out.with_suffix(".txt").read_text()
-    assert "OperationNotSupported" in report
+    assert "OpperationNotSupported" in report  # Azure's reported spelling (Microsoft Q&A answers/a/12820829)
