@@ -429,3 +429,13 @@ def test_every_rule_gets_the_same_verdict_from_the_client_and_the_emulator(engin
     [failed] = of(checked(s, out), "conversation.item.input_audio_transcription.failed")
     assert failed["error"]["type"] == verdict.type
     assert failed["error"]["message"] == verdict.message.format(item=failed["item_id"])
+
+
+def test_importing_the_config_loads_no_engine_and_no_emulator():
+    import subprocess
+    import sys
+
+    code = ("import sys, rtlab.config; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('pocketsphinx', 'librosa', 'webrtcvad') or m.startswith(('rtlab.emulator', 'rtlab.engines'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"

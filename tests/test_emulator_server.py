@@ -341,6 +341,8 @@ ERROR_CASES = [
     ("pcm rate", json.dumps({"type": "session.update", "session": {"type": "realtime", "audio": {
         "input": {"format": {"type": "audio/pcm", "rate": 16000}}}}}), "invalid_value",
      "session.audio.input.format.rate"),
+    ("unknown parameter", json.dumps({"type": "session.update", "session": {
+        "type": "realtime", "input_audio_format": "pcm16"}}), "unknown_parameter", "session.input_audio_format"),
     ("transcription update on a realtime session", json.dumps({"type": "session.update", "session": {
         "type": "transcription", "audio": {"input": {"transcription": {"model": "gpt-4o-transcribe"}}}}}),
      "invalid_parameter", "session.type"),
@@ -647,3 +649,74 @@ def test_rtlab_serve_bad_arguments_exit_with_one_line():
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2
         assert proc.stderr.startswith(start) and "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------------------------------------ fidelity (issue 10)
+def test_voice_session_order_barge_in_truncate_and_voice_lock(server, monologue):
+    """Modelled timing over a real socket: the response does not wait for the transcript, barge-in announces
+    speech_started before the cancelled response's events, truncate is checked against the audio sent, and the
+    voice is locked once audio went out."""
+    pcm, utterances = monologue
+
+    async def main():
+        async with _client(server).realtime.connect(model="gpt-realtime") as conn:
+            c = Conn(conn, "ga")
+            await c.until_type("session.created")
+            await c.send({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+                "transcription": {"model": "gpt-4o-transcribe"},
+                "turn_detection": {"type": "server_vad", "silence_duration_ms": 500}}}}})
+            await c.until_type("session.updated")
+            await c.append_audio(pcm)
+            await _wait_turns(c, 3, realtime=True)
+            done = [e for e in c.of("response.done") if e["response"]["status"] == "completed"][-1]["response"]
+            item = done["output"][0]["id"]
+            await c.send({"type": "conversation.item.truncate", "item_id": item, "content_index": 0,
+                          "audio_end_ms": 600_000})
+            too_far = await c.until_type("error")
+            await c.send({"type": "conversation.item.truncate", "item_id": item, "content_index": 0,
+                          "audio_end_ms": 100})
+            truncated = await c.until_type("conversation.item.truncated")
+            await c.send({"type": "session.update", "session": {"type": "realtime", "audio": {"output": {
+                "voice": "cedar"}}}})
+            locked = await c.until_type("error")
+            return c, too_far, truncated, locked
+
+    c, too_far, truncated, locked = asyncio.run(main())
+    for done in c.of("conversation.item.input_audio_transcription.completed"):
+        committed = c.index(lambda e, i=done["item_id"]: e["type"] == "input_audio_buffer.committed"
+                            and e["item_id"] == i)
+        created = next(k for k, e in enumerate(c.events) if k > committed and e["type"] == "response.created")
+        assert created < c.events.index(done)  # the response starts without waiting for the transcript
+    assert c.of("rate_limits.updated")
+    cancelled = [e for e in c.of("response.done") if e["response"]["status"] == "cancelled"]
+    for e in cancelled:  # barge-in: the speech_started of the new turn comes first
+        assert e["response"]["status_details"]["reason"] == "turn_detected"
+        at = c.events.index(e)
+        assert c.events[:at][-1]["type"] != "input_audio_buffer.committed"
+        assert any(ev["type"] == "input_audio_buffer.speech_started" for ev in c.events[at - 8:at])
+    assert (too_far["error"]["code"], too_far["error"]["param"]) == ("invalid_value", "audio_end_ms")
+    assert truncated["audio_end_ms"] == 100
+    assert locked["error"]["code"] == "cannot_update_voice"
+    _check_responses(c)
+
+
+def test_diarization_gives_two_speakers_on_the_dialogue(server):
+    pcm, utterances = _clip("dialogue")
+    pcm = np.concatenate([pcm, np.zeros(24000, np.int16)])
+
+    async def main():
+        async with _client(server).realtime.connect(extra_query={"intent": "transcription"}) as conn:
+            c = Conn(conn, "ga")
+            await c.until_type("session.created")
+            await c.send({"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
+                "transcription": {"model": "gpt-4o-transcribe-diarize"},
+                "turn_detection": {"type": "server_vad", "silence_duration_ms": 500}}}}})
+            await c.until_type("session.updated")
+            await c.append_audio(pcm)
+            await _wait_turns(c, len(utterances), realtime=False)
+            return c
+
+    c = asyncio.run(main())
+    segments = c.of("conversation.item.input_audio_transcription.segment")
+    assert len(segments) == len(utterances) == 4
+    assert [s["speaker"] for s in segments] == [u["speaker"] for u in utterances]  # A, B, A, B

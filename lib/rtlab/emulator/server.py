@@ -246,6 +246,29 @@ def _handshake_rule(model: str, *, shape: str, profile: Profile) -> HttpRefusal 
     return None
 
 
+class _Stamped:
+    """The connection as the adapter sees it, noting when each client message arrived (monotonic seconds).
+
+    A Realtime session with modelled timing counts from when the end of speech *arrived*, not from when its worker
+    thread got to it: a busy server must not add its own backlog to the modelled latency twice.
+    """
+
+    def __init__(self, ws: ServerConnection, stamps: Any) -> None:
+        self._ws = ws
+        self._stamps = stamps
+
+    def __aiter__(self) -> Any:
+        return self._messages()
+
+    async def _messages(self) -> Any:
+        async for message in self._ws:
+            self._stamps.append(time.monotonic())
+            yield message
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ws, name)
+
+
 _WARMED: set[tuple[int, int]] = set()
 _WARM_LOCK = threading.Lock()
 
@@ -371,7 +394,10 @@ class EmulatorServer:
         k = next(self._counter)
         self.sessions_opened += 1
         seed = None if self.seed is None else f"{self.seed}:{k}"
-        await serve_session(ws, self._session_for(route, seed), name=f"rtlab-session-{k}")
+        session = self._session_for(route, seed)
+        arrivals = getattr(session, "arrivals", None)
+        conn = _Stamped(ws, arrivals) if arrivals is not None else ws
+        await serve_session(conn, session, name=f"rtlab-session-{k}")
 
     def _session_for(self, route: Any, seed: str | None) -> Any:
         """The sans-I/O session of a route's protocol family."""

@@ -74,6 +74,7 @@ class InputBuffer:
         # (audio_ms after an append, wall time it arrived): to find when the end of speech arrived.
         self._arrived_ms: list[float] = []
         self._arrived_at: list[float] = []
+        self.arrival: float | None = None  # when the message being handled arrived (None: now)
 
     # -------------------------------------------------------------------------------------------- config
     def configure(self, audio_in: dict, *, streaming: bool, stability: Stability | None, recognize: bool,
@@ -126,7 +127,7 @@ class InputBuffer:
     def feed(self, pcm: np.ndarray) -> list[PipelineEvent]:
         events = self.pipe.feed(pcm)
         self._arrived_ms.append(self.pipe.audio_ms)
-        self._arrived_at.append(self.clock())
+        self._arrived_at.append(self.arrival if self.arrival is not None else self.clock())
         if len(self._arrived_ms) > 4096:  # keep the last minutes
             del self._arrived_ms[:2048], self._arrived_at[:2048]
         return events

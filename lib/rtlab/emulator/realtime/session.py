@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import json
 import logging
 import time
@@ -119,6 +120,9 @@ class Session:
         self._speech_end_ms: float | None = None
         self._idle_from_ms: float | None = None
         self._closed = False
+        #: Arrival times (session clock) of client messages not yet handled, appended by an adapter that knows them
+        #: (FIFO, one per message); without them a message counts as arriving when it is handled.
+        self.arrivals: collections.deque[float] = collections.deque()
         self._configure()
 
     # ------------------------------------------------------------------------------------------------ api
@@ -155,8 +159,10 @@ class Session:
 
     def iter_receive(self, message: str | bytes | dict) -> Iterator[Any]:
         """Like :meth:`receive`, yielding each output as soon as it is ready. Never raises."""
+        arrived = self.arrivals.popleft() if self.arrivals else None
         if self._closed:
             return
+        self.input.arrival = arrived
         client_event_id = None
         try:
             event = self._parse(message)
