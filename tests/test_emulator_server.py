@@ -720,3 +720,36 @@ def test_diarization_gives_two_speakers_on_the_dialogue(server):
     segments = c.of("conversation.item.input_audio_transcription.segment")
     assert len(segments) == len(utterances) == 4
     assert [s["speaker"] for s in segments] == [u["speaker"] for u in utterances]  # A, B, A, B
+
+
+def test_rules_agree_over_a_socket(server):
+    """A few rows of rtlab.protocol.rules over a real socket with the SDK: the handshake row and two update rows
+    get the row's verdict (the sans-I/O test in test_emulator_fidelity.py walks every row)."""
+    from rtlab.config import SessionConfig, render, violations
+    from rtlab.protocol.rules import rule
+
+    async def handshake():
+        async with _client(server).realtime.connect(model="gpt-live-1") as conn:
+            await conn.recv_bytes()
+
+    with pytest.raises(InvalidStatus) as info:
+        asyncio.run(handshake())
+    assert json.loads(bytes(info.value.response.body))["error"]["code"] == rule("live-model-as-realtime-model").server.code
+
+    cases = [("delay-unsupported", SessionConfig.realtime(transcription="gpt-4o-transcribe", delay="low")),
+             ("prompt-unsupported", SessionConfig.realtime(transcription="gpt-realtime-whisper", prompt="x"))]
+
+    async def updates():
+        answers = []
+        async with _client(server).realtime.connect(model="gpt-realtime") as conn:
+            c = Conn(conn, "ga")
+            await c.until_type("session.created")
+            for rule_id, cfg in cases:
+                assert rule_id in [v.rule for v in violations(cfg, "openai-ga")]
+                await c.send(render(cfg, "openai-ga", validate=False))
+                answers.append((rule_id, await c.until_type("error")))
+        return answers
+
+    for rule_id, err in asyncio.run(updates()):
+        row = rule(rule_id).server
+        assert (err["error"]["code"], err["error"]["param"]) == (row.code, row.param)

@@ -289,7 +289,10 @@ def warm_up(engines: EngineSet) -> float:
             rec.finish()
             from rtlab.engines import speakers
 
+            from .realtime.responses import stretch
+
             speakers.warm_up()  # librosa's lazy imports cost seconds: pay them before the first Speech session
+            stretch(np.full(4800, 100, np.int16), 1.25)  # audio.output.speed: librosa's time stretch, once
         except Exception:  # a broken engine shows up in the first session, as a failed event
             log.exception("emulator: engine warm-up failed")
         _WARMED.add(key)
