@@ -648,10 +648,10 @@ client_events = st.one_of(
 @settings(max_examples=int(__import__("os").environ.get("RTLAB_FUZZ_EXAMPLES", 150)), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(kind=st.sampled_from(["realtime", "transcription"]), shape=st.sampled_from(["ga", "beta"]),
-       events=st.lists(client_events, min_size=1, max_size=8))
-def test_fuzz_arbitrary_client_events_never_raise(engines, kind, shape, events):
+       timing=st.sampled_from(["local", "modelled"]), events=st.lists(client_events, min_size=1, max_size=8))
+def test_fuzz_arbitrary_client_events_never_raise(engines, kind, shape, timing, events):
     s = Session(engines=engines, kind=kind, shape=shape, model="gpt-realtime" if kind == "realtime" else None,
-                seed=0, profile="azure" if shape == "beta" else "openai")
+                seed=0, profile="azure" if shape == "beta" else "openai", timing=timing)
     checked(s, s.start())
     for event in events:
         message = event if isinstance(event, str) else json.dumps(event)

@@ -365,6 +365,12 @@ def test_azure_preview_transcription_works_without_deployment():
     assert isinstance(voice, HttpRefusal) and voice.status == 400
 
 
+def test_azure_retired_api_version_is_refused():
+    refusal = route_request("/openai/realtime?api-version=2024-10-01-preview&deployment=gpt-realtime",
+                            {"api-key": "k"}, profile=PR.load_profile("azure"))
+    assert isinstance(refusal, HttpRefusal) and refusal.status == 400 and "retired" in refusal.message
+
+
 def test_live_models_on_realtime_are_refused_with_invalid_model():
     refusal = route_request("/v1/realtime?model=gpt-live-1", {"api-key": "k"}, profile=PR.load_profile("openai"))
     assert isinstance(refusal, HttpRefusal) and refusal.code == "invalid_model"

@@ -208,6 +208,9 @@ def route_request(path_and_query: str, headers: Mapping[str, str], *, profile: P
     if path == "/openai/realtime":
         if not query.get("api-version"):
             return HttpRefusal(400, "BadRequest", "Missing required query parameter 'api-version'.")
+        if query["api-version"] in (profile.behaviour_value("retired_api_versions") or ()):
+            return HttpRefusal(400, "BadRequest", f"The api-version '{query['api-version'][:40]}' is retired. Use "
+                               "the GA path /openai/v1/realtime (or a current preview api-version).")
         model = query.get("deployment") or None
         # A preview transcription session works without deployment= (reported: the profile's
         # preview_transcription_without_deployment row); a voice session needs one.
