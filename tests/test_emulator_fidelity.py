@@ -445,3 +445,22 @@ def test_importing_the_config_loads_no_engine_and_no_emulator():
             "('pocketsphinx', 'librosa', 'webrtcvad') or m.startswith(('rtlab.emulator', 'rtlab.engines'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------------------------ the pipeline
+def test_pipeline_turns_include_the_silence_window_and_survive_a_failing_recognizer(engines):
+    from rtlab.engines.pipeline import Final, LocalPipeline, SpeechStopped, VadParams
+
+    pipe = LocalPipeline(engines, vad=VadParams(silence_duration_ms=300), partials=False, include_silence=True)
+    events = pipe.feed(np.concatenate([silence(500), tone(1000), silence(800)]))
+    [stop] = [e for e in events if isinstance(e, SpeechStopped)]
+    [final] = [e for e in events if isinstance(e, Final)]
+    assert final.end_ms == stop.detected_ms >= stop.speech_end_ms + 300
+    assert len(final.audio) == round((final.end_ms - final.start_ms) * 24) and not final.failed
+    engines.asr.fail = True
+    events = pipe.feed(np.concatenate([tone(1000), silence(800)]))
+    [final] = [e for e in events if isinstance(e, Final)]
+    assert final.failed  # the segment's transcript failed, the stream goes on
+    engines.asr.fail = False
+    assert [e for e in pipe.feed(np.concatenate([tone(1000), silence(800)])) if isinstance(e, Final)][0].failed \
+        is False
