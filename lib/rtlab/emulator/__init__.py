@@ -6,8 +6,11 @@ behind it (WebRTC VAD turns, PocketSphinx streaming ASR, flite TTS).
 
 * :func:`start` runs it on a background thread and returns a handle (``url``, ``ws_url``, ``stop()``, context
   manager), so a notebook needs no terminal; ``rtlab serve`` runs it from the command line.
-* :mod:`.core` is the sans-I/O session (client event in, server events out); :mod:`.states` its turn and
-  response state table; :mod:`.profiles` what an endpoint accepts; :mod:`.server` the thin websockets adapter.
+* :mod:`.realtime` is the sans-I/O Realtime session, split by concern (client event in, server events out;
+  :mod:`.core` re-exports it); :mod:`.states` its turn and response state table; :mod:`.profiles` what an endpoint
+  accepts and how it behaves, every row with its evidence; :mod:`.server` the thin websockets adapter.
+* ``timing``: ``"modelled"`` (the openai and azure profiles' default: transcripts and answers arrive when published
+  measurements say) or ``"local"`` (the bare local engines); :attr:`EmulatorHandle.timing` says which a run used.
 
 Example
 -------
@@ -26,8 +29,8 @@ from rtlab.engines.base import EngineSet
 from rtlab.errors import RtlabError
 
 from .adapter import Close, Later, serve_session
-from .core import Session, reply_text
 from .profiles import Profile, load_profile
+from .realtime import TIMINGS, Session, reply_text
 from .server import EmulatorServer, Route, route_request
 from .states import TRANSITIONS, edges
 
@@ -40,6 +43,7 @@ __all__ = [
     "Profile",
     "Route",
     "Session",
+    "TIMINGS",
     "TRANSITIONS",
     "edges",
     "load_profile",
@@ -59,12 +63,14 @@ class EmulatorHandle:
         self.host = server.host
         self.port = server.port
         self.profile = server.profile.name
+        #: "modelled" or "local": record it with a run (its latencies mean different things).
+        self.timing = server.timing
         self.url = f"http://{server.host}:{server.port}"
         self.ws_url = f"ws://{server.host}:{server.port}"
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<rtlab emulator {self.url} profile={self.profile} {state}>"
+        return f"<rtlab emulator {self.url} profile={self.profile} timing={self.timing} {state}>"
 
     @property
     def running(self) -> bool:
@@ -97,7 +103,7 @@ class EmulatorHandle:
 
 def start(*, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None,
           profile: str | Profile = "openai", seed: int | None = None, engines: EngineSet | None = None,
-          validate: bool = False, bearer_token: str | None = None) -> EmulatorHandle:
+          validate: bool = False, bearer_token: str | None = None, timing: str | None = None) -> EmulatorHandle:
     """Start the emulator on a background daemon thread and return once it accepts connections.
 
     Parameters
@@ -118,6 +124,9 @@ def start(*, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None,
     bearer_token : str, optional
         Emulate an Entra ID-only Azure resource: accept only ``Authorization: Bearer <bearer_token>`` (plus
         ``api_key`` when given); a key in ``api-key`` is refused (403 AuthenticationTypeDisabled).
+    timing : {"modelled", "local"}, optional
+        Realtime sessions' timing; default: the profile's (``modelled`` for openai and azure). ``local`` sends
+        each event as soon as the local engines have it.
 
     Raises
     ------
@@ -129,7 +138,7 @@ def start(*, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None,
 
         engines = default_engines()
     server = EmulatorServer(engines=engines, host=host, port=port, api_key=api_key, profile=profile, seed=seed,
-                            validate=validate, bearer_token=bearer_token)
+                            validate=validate, bearer_token=bearer_token, timing=timing)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     failure: list[BaseException] = []

@@ -4,6 +4,11 @@ A profile is a JSON file. ``data/profiles/openai.json`` and ``data/profiles/azur
 cites its sources and the date they were checked); the probe (``rtlab.probe``) saves a profile measured on a
 real endpoint, and ``rtlab serve --profile PATH.json`` loads it.
 
+Every behaviour row carries its evidence (``"evidence"``: documented / reported / observed / assumed, ``"source"``,
+``"date"``; :class:`rtlab.protocol.evidence.Evidence`): the bundled profiles have it on every row (a test checks),
+probe-saved profiles mark what the probe saw ``observed`` with the probe's date and endpoint, and
+:meth:`Profile.evidence_counts` counts the rows by kind (``rtlab serve`` prints it).
+
 Schema (every key but ``name`` is optional)::
 
     {
@@ -21,8 +26,19 @@ Schema (every key but ``name`` is optional)::
                              "message": "..."},     # handshake with a name absent from `deployments`
       "transcription": {                            # outcome of a transcription model per surface
         "<surface>": {"default": <outcome>, "models": {"<model or deployment>": <outcome>}}
+      },
+      "behaviour": {                                # how the endpoint behaves, one row per behaviour
+        "silence_duration_ms": {"value": 200, "evidence": "reported", "source": "...", "date": "2025-12"}
       }
     }
+
+Behaviour rows the emulator reads (:data:`BEHAVIOURS`): ``beta_interface`` (``{"outcome": "refused", "code",
+"message", "close_code"}`` or ``{"outcome": "accepted"}``), ``silence_duration_ms`` (the server-VAD default shown
+in ``session.created``), ``semantic_vad`` (``"implemented"`` or ``"silent"``: accepted, no turns), ``truncation``
+(shown in ``session.created``), ``first_audio_ms`` (``{"p50", "p95"}``: modelled assistant audio start after the end
+of speech), ``audio_pace`` (assistant audio seconds streamed per second), ``rate_limits_tokens`` (the tokens limit
+shown in ``rate_limits.updated``), ``timing`` (the default ``--timing``); others document a behaviour for the
+reader (e.g. ``preview_deprecated``).
 
 Surfaces (the probe's four): ``realtime_ga`` (in-session transcription, GA ``session.update``),
 ``realtime_beta`` (in-session, beta/preview ``session.update``), ``transcription_ga`` (``intent=transcription``
@@ -41,7 +57,7 @@ An *outcome* is a string (shorthand for ``{"outcome": <string>}``) or an object:
   WebSocket upgrade is refused with this HTTP status and a JSON error body.
 
 Built-in rules that the service applies whatever the endpoint (PCM rate, VAD with gpt-realtime-whisper in a
-transcription session, ...) live in :mod:`rtlab.emulator.core`; a profile only adds what differs per endpoint.
+transcription session, ...) live in :mod:`rtlab.protocol.rules`; a profile only adds what differs per endpoint.
 """
 
 from __future__ import annotations
@@ -55,9 +71,12 @@ from typing import Any, Literal
 
 from rtlab.errors import ConfigError
 from rtlab.paths import data_dir
+from rtlab.protocol.evidence import Evidence, count_by_kind
 
 __all__ = [
     "ALL_PATHS",
+    "BEHAVIOURS",
+    "Behaviour",
     "OUTCOMES",
     "SURFACES",
     "Outcome",
@@ -76,6 +95,31 @@ ALL_PATHS: tuple[str, ...] = ("/v1/realtime", "/openai/v1/realtime", "/openai/re
                               "/v1/live/sessions", "/openai/v1/live/sessions")
 
 
+#: Behaviour rows the emulator reads (others may be present: they document the endpoint).
+BEHAVIOURS: tuple[str, ...] = ("beta_interface", "silence_duration_ms", "semantic_vad", "truncation",
+                               "first_audio_ms", "audio_pace", "rate_limits_tokens", "timing")
+_EVIDENCE_KEYS = ("evidence", "source", "date", "note")
+
+
+def _evidence(raw: dict, where: str) -> Evidence | None:
+    """The row's evidence when it names one (``"evidence"`` key), else None."""
+    if not raw.get("evidence"):
+        return None
+    return Evidence.parse(raw, f"profile {where}")
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """One behaviour row: its value and how we know."""
+
+    name: str
+    value: Any
+    evidence: Evidence | None = None
+
+    def to_json(self) -> dict:
+        return {"value": self.value, **(self.evidence.to_json() if self.evidence else {})}
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What an endpoint does with one model on one surface (see the module docstring)."""
@@ -87,6 +131,7 @@ class Outcome:
     code: str | None = None
     message: str | None = None
     param: str | None = None
+    evidence: Evidence | None = field(default=None, compare=False)
 
     @classmethod
     def parse(cls, raw: Any, where: str) -> Outcome:
@@ -98,10 +143,11 @@ class Outcome:
         kind = raw.get("outcome", "accepted")
         if kind not in OUTCOMES:
             raise ConfigError(f"profile {where}.outcome={kind!r} is not known.", fix=f"use one of {', '.join(OUTCOMES)}")
-        unknown = set(raw) - {"outcome", "streams", "status", "type", "code", "message", "param", "note"}
+        unknown = set(raw) - {"outcome", "streams", "status", "type", "code", "message", "param", *_EVIDENCE_KEYS}
         if unknown:
             raise ConfigError(f"profile {where} has unknown keys {sorted(unknown)}.",
-                              fix="allowed: outcome, streams, status, type, code, message, param, note")
+                              fix="allowed: outcome, streams, status, type, code, message, param, evidence, source, "
+                                  "date, note")
         status = raw.get("status")
         if kind == "handshake_error" and not (isinstance(status, int) and 400 <= status <= 599):
             raise ConfigError(f"profile {where}: a handshake_error needs an HTTP status 400..599, got {status!r}.")
@@ -116,10 +162,14 @@ class Outcome:
             code=raw.get("code"),
             message=raw.get("message"),
             param=raw.get("param"),
+            evidence=_evidence(raw, where),
         )
 
     def to_json(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        out = {k: v for k, v in self.__dict__.items() if v is not None and k != "evidence"}
+        if self.evidence is not None:
+            out.update(self.evidence.to_json())
+        return out
 
 
 ACCEPTED = Outcome()
@@ -127,11 +177,11 @@ ACCEPTED = Outcome()
 
 @dataclass(frozen=True)
 class _SurfaceRules:
-    default: Outcome = ACCEPTED
+    default: Outcome | None = ACCEPTED
     models: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
     def outcome(self, model: str) -> Outcome:
-        return self.models.get(model, self.default)
+        return self.models.get(model, self.default or ACCEPTED)
 
 
 @dataclass(frozen=True)
@@ -149,6 +199,7 @@ class Profile:
         message="The API deployment for this resource does not exist.",
     )
     transcription: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    behaviours: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     raw: MappingProxyType = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)
 
     @property
@@ -184,17 +235,54 @@ class Profile:
         return self.session_models.outcome(self.resolve_model(name) or name)
 
     def transcription_outcome(self, surface: str, name: str) -> Outcome:
-        """Outcome of transcription model (or deployment) ``name`` on ``surface``."""
-        rules = self.transcription.get(surface) or self.transcription.get("*")
-        if rules is None:
-            return ACCEPTED
-        direct = rules.models.get(name)
-        if direct is not None:
-            return direct
+        """Outcome of transcription model (or deployment) ``name`` on ``surface``: the surface's own row, else the
+        ``"*"`` row (for the name as written, then for the model behind a deployment name), else the surface's
+        default, else ``"*"``'s default, else accepted."""
+        chain = [r for r in (self.transcription.get(surface), self.transcription.get("*")) if r is not None]
         resolved = self.resolve_model(name)
-        if resolved != name and resolved in rules.models:
-            return rules.models[resolved]
-        return rules.default
+        # With a deployment map, a name that is not a deployment is judged by the default (Azure fails its turns).
+        keys = (name, resolved) if self.deployments is None or name in self.deployments else ()
+        for key in keys:
+            for rules in chain:
+                if key in rules.models:
+                    return rules.models[key]
+        for rules in chain:
+            if rules.default is not None:
+                return rules.default
+        return ACCEPTED
+
+    def behaviour(self, name: str) -> Behaviour | None:
+        """The behaviour row ``name`` (None when the profile has none)."""
+        return self.behaviours.get(name)
+
+    def behaviour_value(self, name: str, default: Any = None) -> Any:
+        """The value of behaviour ``name``, or ``default`` when the profile has no such row."""
+        row = self.behaviours.get(name)
+        return default if row is None else row.value
+
+    def rows(self) -> list[tuple[str, Evidence | None]]:
+        """Every behaviour row of the profile with its evidence (None where the row has none)."""
+        out: list[tuple[str, Evidence | None]] = []
+        out.append(("session_models.default", self.session_models.default.evidence))
+        out += [(f"session_models.{k}", v.evidence) for k, v in self.session_models.models.items()]
+        if self.deployments is not None:
+            out.append(("unknown_deployment", self.unknown_deployment.evidence))
+        for surface, rules in self.transcription.items():
+            if rules.default is not None:
+                out.append((f"transcription.{surface}.default", rules.default.evidence))
+            out += [(f"transcription.{surface}.models.{k}", v.evidence) for k, v in rules.models.items()]
+        out += [(f"behaviour.{k}", v.evidence) for k, v in self.behaviours.items()]
+        return out
+
+    def evidence_counts(self) -> dict[str, int]:
+        """How many rows are documented / reported / observed / assumed (rows without evidence count as assumed)."""
+        return count_by_kind(e if e is not None else Evidence("assumed", "no source given", "2026-12-01")
+                             for _, e in self.rows())
+
+    def evidence_line(self) -> str:
+        """One line counting the rows by evidence, e.g. ``profile openai: 14 documented, 9 reported, ...``."""
+        counts = self.evidence_counts()
+        return f"profile {self.name}: " + ", ".join(f"{n} {kind}" for kind, n in counts.items())
 
     def to_json(self) -> dict:
         """The profile as JSON-ready data (round-trips through :func:`load_profile`)."""
@@ -206,9 +294,11 @@ class Profile:
         }
         out["unknown_deployment"] = self.unknown_deployment.to_json()
         out["transcription"] = {
-            s: {"default": r.default.to_json(), "models": {k: v.to_json() for k, v in r.models.items()}}
+            s: {**({"default": r.default.to_json()} if r.default is not None else {}),
+                "models": {k: v.to_json() for k, v in r.models.items()}}
             for s, r in self.transcription.items()
         }
+        out["behaviour"] = {k: v.to_json() for k, v in self.behaviours.items()}
         return out
 
 
@@ -251,12 +341,26 @@ def _parse(raw: Any, origin: str) -> Profile:
         if not isinstance(rules, dict):
             raise ConfigError(f"profile {origin}: transcription.{surface} must be an object.")
         models = rules.get("models") or {}
+        has_default = "default" in rules or surface == "*"
         surfaces[surface] = _SurfaceRules(
-            default=Outcome.parse(rules.get("default", "accepted"), f"transcription.{surface}.default"),
+            default=Outcome.parse(rules.get("default", "accepted"), f"transcription.{surface}.default")
+            if has_default else None,
             models=MappingProxyType(
                 {k: Outcome.parse(v, f"transcription.{surface}.models.{k}") for k, v in models.items()}
             ),
         )
+    b_raw = raw.get("behaviour") or {}
+    if not isinstance(b_raw, dict):
+        raise ConfigError(f"profile {origin}: 'behaviour' must be an object of rows.")
+    behaviours = {}
+    for key, row in b_raw.items():
+        if not isinstance(row, dict) or "value" not in row:
+            raise ConfigError(f"profile {origin}: behaviour.{key} must be an object with a 'value'.",
+                              fix='e.g. {"value": 200, "evidence": "reported", "source": "...", "date": "2026-06"}')
+        unknown = set(row) - {"value", *_EVIDENCE_KEYS}
+        if unknown:
+            raise ConfigError(f"profile {origin}: behaviour.{key} has unknown keys {sorted(unknown)}.")
+        behaviours[key] = Behaviour(key, row["value"], _evidence(row, f"behaviour.{key}"))
     return Profile(
         name=name,
         source=str(raw.get("source", "")),
@@ -265,6 +369,7 @@ def _parse(raw: Any, origin: str) -> Profile:
         deployments=deployments,
         session_models=session_models,
         transcription=MappingProxyType(surfaces),
+        behaviours=MappingProxyType(behaviours),
         raw=MappingProxyType(raw),
         **kwargs,
     )
@@ -349,7 +454,8 @@ def profile_from_probe(frame: Any, *, provider: str = "openai", name: str | None
     provider : {"openai", "azure"}
         Bundled profile to start from (its defaults apply to models the probe did not try).
     name, source, date : str
-        Written into the profile; ``date`` defaults to today (UTC).
+        Written into the profile; ``date`` defaults to today (UTC). Every row the probe measured is ``observed``:
+        its evidence source is "probe of <source or provider endpoint> on <date>".
     deployments : Mapping[str, str], optional
         Azure deployment name -> model of the probed resource.
     """
@@ -362,18 +468,19 @@ def profile_from_probe(frame: Any, *, provider: str = "openai", name: str | None
     out["date"] = date or _dt.datetime.now(_dt.timezone.utc).date().isoformat()
     if deployments:
         out["deployments"] = {**(out.get("deployments") or {}), **dict(deployments)}
+    seen = Evidence.observed(source or f"{provider} endpoint", out["date"]).to_json()
     star = out["transcription"].get("*", {"default": "accepted", "models": {}})
     rows = frame.to_dict("records") if hasattr(frame, "to_dict") else list(frame)
     for row in rows:
         outcome = _outcome_from_row(row)
         if outcome is None:
             continue
-        outcome = {k: v for k, v in outcome.items() if v is not None}
+        outcome = {**{k: v for k, v in outcome.items() if v is not None}, **seen}
         model = str(row.get("model"))
         surface = row.get("surface")
         if surface == "session-model":
             if outcome["outcome"] != "handshake_error":
-                outcome = {"outcome": "accepted"}
+                outcome = {"outcome": "accepted", **seen}
             out["session_models"][model] = outcome
             continue
         target = _PROBE_SURFACES.get(str(surface))
@@ -381,7 +488,7 @@ def profile_from_probe(frame: Any, *, provider: str = "openai", name: str | None
             continue
         if outcome["outcome"] == "handshake_error":  # a transcription model is not part of a handshake
             outcome = {"outcome": "error_event", "type": "invalid_request_error", "code": outcome.get("code"),
-                       "message": outcome.get("message")}
+                       "message": outcome.get("message"), **seen}
         rules = out["transcription"].setdefault(target, json.loads(json.dumps(star)))
         rules.setdefault("models", {})[model] = outcome
     _parse(out, "<probe>")  # the result must load

@@ -42,10 +42,11 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from rtlab.engines.base import EngineSet
+from rtlab.errors import ConfigError
 
 from .adapter import serve_session
-from .core import Session
 from .profiles import Profile, load_profile
+from .realtime import TIMINGS, Session
 
 __all__ = ["EmulatorServer", "HttpRefusal", "Route", "route_request"]
 
@@ -207,8 +208,14 @@ def route_request(path_and_query: str, headers: Mapping[str, str], *, profile: P
     if path == "/openai/realtime":
         if not query.get("api-version"):
             return HttpRefusal(400, "BadRequest", "Missing required query parameter 'api-version'.")
+        if query["api-version"] in (profile.behaviour_value("retired_api_versions") or ()):
+            return HttpRefusal(400, "BadRequest", f"The api-version '{query['api-version'][:40]}' is retired. Use "
+                               "the GA path /openai/v1/realtime (or a current preview api-version).")
         model = query.get("deployment") or None
-        if model is None:
+        # A preview transcription session works without deployment= (reported: the profile's
+        # preview_transcription_without_deployment row); a voice session needs one.
+        if model is None and not (kind == "transcription"
+                                  and profile.behaviour_value("preview_transcription_without_deployment", False)):
             return HttpRefusal(400, "BadRequest", "Missing required query parameter 'deployment'.")
     else:
         model = query.get("model") or None
@@ -221,7 +228,48 @@ def route_request(path_and_query: str, headers: Mapping[str, str], *, profile: P
             return HttpRefusal(outcome.status or 400, outcome.code or "invalid_request_error",
                                outcome.message or f"Model {model!r} is not supported.",
                                type=outcome.type or "invalid_request_error")
+        refusal = _handshake_rule(model, shape=shape, profile=profile)
+        if refusal is not None:
+            return refusal
     return Route(path=path, kind=kind, shape=shape, model=model)
+
+
+def _handshake_rule(model: str, *, shape: str, profile: Profile) -> HttpRefusal | None:
+    """The rules table's handshake rows (a model of another API as the session model), where the profile has no
+    row of its own for that model; the wording is the emulator's (assumed)."""
+    from rtlab.protocol import rules as R
+
+    ctx = R.RuleInput.build("realtime", {}, shape=shape, provider=profile.provider,  # type: ignore[arg-type]
+                            deployments=profile.deployments, session_model=model)
+    for rule in R.check(ctx, where=("handshake",)):
+        resolved = profile.resolve_model(model)
+        return HttpRefusal(400, rule.server.code or "invalid_model",
+                           f"Model '{str(resolved)[:80]}' is not supported for realtime sessions: "
+                           + R.server_message(rule, ctx).rstrip(".") + ".", type=rule.server.type)
+    return None
+
+
+class _Stamped:
+    """The connection as the adapter sees it, noting when each client message arrived (monotonic seconds).
+
+    A Realtime session with modelled timing counts from when the end of speech *arrived*, not from when its worker
+    thread got to it: a busy server must not add its own backlog to the modelled latency twice.
+    """
+
+    def __init__(self, ws: ServerConnection, stamps: Any) -> None:
+        self._ws = ws
+        self._stamps = stamps
+
+    def __aiter__(self) -> Any:
+        return self._messages()
+
+    async def _messages(self) -> Any:
+        async for message in self._ws:
+            self._stamps.append(time.monotonic())
+            yield message
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ws, name)
 
 
 _WARMED: set[tuple[int, int]] = set()
@@ -244,7 +292,10 @@ def warm_up(engines: EngineSet) -> float:
             rec.finish()
             from rtlab.engines import speakers
 
+            from .realtime.responses import stretch
+
             speakers.warm_up()  # librosa's lazy imports cost seconds: pay them before the first Speech session
+            stretch(np.full(4800, 100, np.int16), 1.25)  # audio.output.speed: librosa's time stretch, once
         except Exception:  # a broken engine shows up in the first session, as a failed event
             log.exception("emulator: engine warm-up failed")
         _WARMED.add(key)
@@ -269,17 +320,22 @@ class EmulatorServer:
         Session ``k`` (0, 1, 2, ... in connection order) uses seed ``"{seed}:{k}"``: ids are reproducible.
     validate : bool
         Validate every outgoing event against the SDK models in the core (debugging).
+    timing : {"modelled", "local"}, optional
+        Realtime sessions' timing (:mod:`rtlab.emulator.realtime.timing`); default: the profile's ``timing`` row.
     """
 
     def __init__(self, *, engines: EngineSet, host: str = "127.0.0.1", port: int = 8765,
                  api_key: str | None = None, profile: Profile | str = "openai", seed: int | None = None,
-                 validate: bool = False, bearer_token: str | None = None) -> None:
+                 validate: bool = False, bearer_token: str | None = None, timing: str | None = None) -> None:
         self.engines = engines
         self.host = host
         self.port = port
         self._api_key = api_key
         self._bearer_token = bearer_token
         self.profile = load_profile(profile)
+        self.timing = timing or str(self.profile.behaviour_value("timing", "local"))
+        if self.timing not in TIMINGS:
+            raise ConfigError(f"timing must be one of {', '.join(TIMINGS)}, got {self.timing!r}.", field="timing")
         self.seed = seed
         self.validate = validate
         self._counter = itertools.count()
@@ -290,6 +346,7 @@ class EmulatorServer:
 
     def __repr__(self) -> str:
         return (f"EmulatorServer(host={self.host!r}, port={self.port}, profile={self.profile.name!r}, "
+                f"timing={self.timing!r}, "
                 f"api_key={'set' if self._api_key else 'any'}"
                 + (", bearer_token=set" if self._bearer_token else "") + ")")
 
@@ -343,7 +400,10 @@ class EmulatorServer:
         k = next(self._counter)
         self.sessions_opened += 1
         seed = None if self.seed is None else f"{self.seed}:{k}"
-        await serve_session(ws, self._session_for(route, seed), name=f"rtlab-session-{k}")
+        session = self._session_for(route, seed)
+        arrivals = getattr(session, "arrivals", None)
+        conn = _Stamped(ws, arrivals) if arrivals is not None else ws
+        await serve_session(conn, session, name=f"rtlab-session-{k}")
 
     def _session_for(self, route: Any, seed: str | None) -> Any:
         """The sans-I/O session of a route's protocol family."""
@@ -361,4 +421,5 @@ class EmulatorServer:
                                deployments=self.profile.deployments, seed=seed, validate=self.validate,
                                run_async=self._tts_pool.submit)
         return Session(engines=self.engines, kind=route.kind, shape=route.shape, model=route.model,
-                       profile=self.profile, seed=seed, validate=self.validate, run_async=self._tts_pool.submit)
+                       profile=self.profile, seed=seed, validate=self.validate, run_async=self._tts_pool.submit,
+                       timing=self.timing)

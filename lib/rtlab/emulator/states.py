@@ -1,6 +1,6 @@
 """The emulator's turn and response state machines, as one table of transitions (in the manner of h11's _state.py).
 
-Two small machines run side by side in every :class:`rtlab.emulator.core.Session`:
+Two small machines run side by side in every :class:`rtlab.emulator.realtime.Session`:
 
 ``turn``
     the user's side of the input audio buffer: ``listening`` until server VAD hears speech (``speaking``), back to
@@ -11,9 +11,9 @@ Two small machines run side by side in every :class:`rtlab.emulator.core.Session
     by the client, or interrupted by new speech (barge-in, when ``interrupt_response`` is true).
     Out-of-band responses (``conversation: "none"``) never enter this machine: they may run beside it.
 
-A trigger that the table does not allow in the current state is answered by the error of its row (``error``),
-or, when the row has none, is simply ignored (the state stays). A notebook can draw the diagram with
-:func:`edges`::
+A trigger that the table refuses in the current state is answered by the error of its row (``error``); a trigger
+the table does not know in that state at all is a :class:`Rejected` error too (code ``invalid_state``): nothing is
+silently ignored. A notebook can draw the diagram with :func:`edges`::
 
     >>> [(e.source, e.trigger, e.target) for e in edges("response")][:2]
     [('idle', 'create', 'responding'), ('responding', 'done', 'idle')]
@@ -52,7 +52,6 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("response", "responding", "cancel", "idle", note="status cancelled, reason client_cancelled"),
     Transition("response", "responding", "speech_started", "idle",
                note="barge-in: status cancelled, reason turn_detected (when interrupt_response)"),
-    Transition("response", "idle", "speech_started", "idle"),
     Transition(
         "response", "responding", "create", None,
         error=("conversation_already_has_active_response",
@@ -102,17 +101,18 @@ class Machine:
         row = _INDEX.get((self.name, self.state, trigger))
         return row is not None and row.target is not None
 
-    def fire(self, trigger: str, **fmt: str) -> Transition | None:
-        """Apply ``trigger``. Returns the row taken, None when the trigger is ignored here.
+    def fire(self, trigger: str, **fmt: str) -> Transition:
+        """Apply ``trigger``. Returns the row taken.
 
         Raises
         ------
         Rejected
-            When the table refuses ``trigger`` in the current state with an error.
+            When the table refuses ``trigger`` in the current state (with its row's error), or has no row for it
+            (``invalid_state``).
         """
         row = _INDEX.get((self.name, self.state, trigger))
         if row is None:
-            return None
+            raise Rejected("invalid_state", f"'{trigger}' is not allowed while the {self.name} is {self.state}.")
         if row.target is None:
             code, template = row.error or ("invalid_request_error", "{trigger} is not allowed in state {state}")
             raise Rejected(code, template.format(state=self.state, trigger=trigger, **fmt))

@@ -23,6 +23,10 @@ ends it with :meth:`LocalPipeline.commit` (the Realtime protocol's ``turn_detect
 is in a turn cuts the turn short there; the VAD's own end of that turn is then swallowed. :meth:`clear` drops the
 open segment and its audio without a transcript.
 
+With ``include_silence=True`` a VAD turn's segment (its :class:`Final` audio and ``end_ms``) runs to where the
+silence window had elapsed (``SpeechStopped.detected_ms``) instead of the end of the last speech frame: the audio a
+Realtime server commits for a turn includes the silence that ended it.
+
 Times are stream audio time in ms from the first sample fed. ``Partial`` events come only with
 ``partials=True``; how eagerly words become stable is the recognizer's :class:`Stability`.
 
@@ -37,6 +41,7 @@ Example
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -45,6 +50,8 @@ import numpy as np
 from rtlab.engines.base import EngineSet, Stability, StreamingRecognizer, Transcript
 from rtlab.engines.turns import TurnDetector
 from rtlab.errors import AudioError, ConfigError
+
+log = logging.getLogger("rtlab.engines")
 
 __all__ = [
     "DEFAULT_VAD",
@@ -103,6 +110,7 @@ class Final:
     cause: Literal["vad", "commit", "flush"]
     audio: np.ndarray = field(repr=False, compare=False)  # int16 samples of the segment at the pipeline's rate
     streamed: str = ""  # the stable text already announced by Partial events (``transcript.text`` starts with it)
+    failed: bool = False  # the recognizer raised while decoding this segment (the transcript is what it had)
 
 
 PipelineEvent = SpeechStarted | Partial | SpeechStopped | Final
@@ -127,11 +135,15 @@ class LocalPipeline:
         Rate of the audio fed.
     recognize : bool
         False: turn events only, no recognizer (``Final`` carries an empty transcript).
+    include_silence : bool
+        End VAD segments where the silence window elapsed (the turn's audio includes it) instead of at the end of
+        the last speech frame.
     """
 
     def __init__(self, engines: EngineSet, *, vad: VadParams | None = DEFAULT_VAD, partials: bool = True,
                  stability: Stability | None = None, language: str | None = None,
-                 keywords: list[str] | None = None, sample_rate: int = 24000, recognize: bool = True) -> None:
+                 keywords: list[str] | None = None, sample_rate: int = 24000, recognize: bool = True,
+                 include_silence: bool = False) -> None:
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
             raise ConfigError(f"sample_rate must be a positive integer in Hz, got {sample_rate!r}.")
         self.engines = engines
@@ -141,6 +153,7 @@ class LocalPipeline:
         self.language = language
         self.keywords = list(keywords) if keywords else None
         self.recognize = recognize
+        self.include_silence = include_silence
         self._context = _new_context(engines)
         self._n = 0  # samples fed
         self._buf = np.zeros(0, dtype=np.int16)  # audio kept from sample _buf0 (history or the open segment)
@@ -152,6 +165,7 @@ class LocalPipeline:
         self._stable = ""
         self._segments = 0
         self._swallow = False  # a commit/clear cut the VAD's turn short: drop its SpeechStopped
+        self._rec_failed = False  # the open segment's recognizer raised: its Final says failed
         self._detector: TurnDetector | None = None
         self._detector_offset = 0
         self.vad = vad
@@ -178,6 +192,18 @@ class LocalPipeline:
         return self._detector is not None and self._detector.in_speech and not self._swallow
 
     @property
+    def stable_text(self) -> str:
+        """The stable text of the open segment so far (with ``partials=True``; else "")."""
+        return self._stable
+
+    @property
+    def last_speech_end_ms(self) -> float | None:
+        """Stream time (ms) of the end of the last speech frame the VAD heard in the open turn; None without VAD."""
+        if self._detector is None:
+            return None
+        return self._detector_offset * 1000.0 / self.sample_rate + self._detector.last_speech_end_ms
+
+    @property
     def uncommitted_ms(self) -> float:
         """Audio of the open segment (ms); what a commit would end."""
         return 0.0 if self._seg is None else (self._n - self._seg_start) * 1000.0 / self.sample_rate
@@ -196,6 +222,12 @@ class LocalPipeline:
                                       prefix_padding_ms=vad.prefix_padding_ms,
                                       silence_duration_ms=vad.silence_duration_ms, sample_rate=self.sample_rate)
         self._detector_offset = self._n  # a detector made mid-stream counts from here
+
+    def restart_vad(self) -> None:
+        """Start turn detection afresh at the current position (after a caller ended a VAD turn early)."""
+        self._detector = None
+        self._swallow = False
+        self.configure(self.vad)
 
     def segment_audio(self) -> np.ndarray:
         """Samples of the open segment so far (empty when none is open)."""
@@ -230,9 +262,10 @@ class LocalPipeline:
             elif self._swallow:
                 self._swallow = False
             elif self._seg is not None:
-                self._advance(at, events)
+                end = min(max(detected, at), self._n) if self.include_silence else at
+                self._advance(end, events)
                 events.append(SpeechStopped(self._seg, self._ms(at), self._ms(detected)))
-                self._close(at, "vad", events)
+                self._close(end, "vad", events)
         if self._seg is not None:
             self._advance(self._n, events)
         else:
@@ -268,9 +301,10 @@ class LocalPipeline:
                 if self._swallow or self._seg is None:
                     self._swallow = False
                     continue
-                self._advance(at, events)
+                end = self._n if self.include_silence else at
+                self._advance(end, events)
                 events.append(SpeechStopped(self._seg, self._ms(at), self._ms(self._n)))
-                self._close(at, "flush", events)
+                self._close(end, "flush", events)
         elif self._seg is not None and self._n > self._seg_start:
             self._advance(self._n, events)
             self._close(self._n, "flush", events)
@@ -294,7 +328,14 @@ class LocalPipeline:
         self._seg_start = at
         self._fed = at
         self._stable = ""
-        self._rec = self._new_recognizer() if self.recognize else None
+        self._rec_failed = False
+        self._rec = None
+        if self.recognize:
+            try:
+                self._rec = self._new_recognizer()
+            except Exception:  # an engine failure fails this segment's transcript, never the stream
+                log.exception("local pipeline: the recognizer could not start a stream")
+                self._rec_failed = True
         if at > self._buf0:  # drop history before the segment
             self._buf = self._buf[at - self._buf0:]
             self._buf0 = at
@@ -316,11 +357,16 @@ class LocalPipeline:
         if self._rec is None or upto <= self._fed:
             return
         lo, hi = self._fed - self._buf0, upto - self._buf0
-        self._rec.accept(self._buf[lo:hi], self.sample_rate)
         self._fed = upto
+        try:
+            self._rec.accept(self._buf[lo:hi], self.sample_rate)
+            stable = self._rec.stable_text() if self.partials else ""
+        except Exception:
+            log.exception("local pipeline: the recognizer failed while decoding")
+            self._fail_recognizer()
+            return
         if not self.partials:
             return
-        stable = self._rec.stable_text()
         if len(stable) > len(self._stable) and stable.startswith(self._stable):
             delta = stable[len(self._stable):]
             self._stable = stable
@@ -329,19 +375,34 @@ class LocalPipeline:
     def _close(self, end: int, cause: Literal["vad", "commit", "flush"], events: list[PipelineEvent]) -> None:
         seg, start = self._seg, self._seg_start
         audio = self._buf[start - self._buf0:end - self._buf0].copy()
+        transcript = Transcript("", audio_ms=self._ms(end - start))
         if self._rec is not None:
-            transcript = self._rec.finish()
+            try:
+                transcript = self._rec.finish()
+            except Exception:
+                log.exception("local pipeline: the recognizer failed to finish a segment")
+                self._rec_failed = True
             self._rec = None
-        else:
-            transcript = Transcript("", audio_ms=self._ms(end - start))
         streamed = self._stable
         if streamed and not transcript.text.startswith(streamed):  # an engine broke append-only: keep the stream
             transcript = Transcript(streamed, transcript.words, transcript.avg_logprob, transcript.audio_ms)
-        events.append(Final(seg, self._ms(start), self._ms(end), transcript, cause, audio, streamed))
+        events.append(Final(seg, self._ms(start), self._ms(end), transcript, cause, audio, streamed,
+                            failed=self._rec_failed))
+        self._rec_failed = False
         self._seg = None
         self._stable = ""
         self._buf = self._buf[end - self._buf0:]
         self._buf0 = end
+
+    def _fail_recognizer(self) -> None:
+        rec, self._rec = self._rec, None
+        self._rec_failed = True
+        cancel = getattr(rec, "cancel", None)
+        if cancel is not None:
+            try:
+                cancel()
+            except Exception:
+                log.exception("local pipeline: the recognizer failed to cancel")
 
     def _discard(self) -> None:
         rec, self._rec = self._rec, None

@@ -189,6 +189,11 @@ class TurnDetector:
         return self._in_turn
 
     @property
+    def last_speech_end_ms(self) -> int:
+        """End of the last speech frame of the open (or last) turn, in stream audio time (ms)."""
+        return self._last_speech_end_ms
+
+    @property
     def audio_ms(self) -> float:
         """Stream audio time fed so far (ms)."""
         return self._n_in * 1000.0 / self.sample_rate

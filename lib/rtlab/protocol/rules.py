@@ -213,7 +213,7 @@ RULES: tuple[Rule, ...] = (
          f"resample the audio to {PCM_RATE} Hz mono (rtlab.audio does) and keep pcm_rate={PCM_RATE}",
          ServerVerdict("session.update", "invalid_value", "Invalid value: {value}. Supported values are: 24000.",
                        _TEXT_ASSUMED, param="session.audio.input.format.rate"),
-         _SDK_PCM, example={"kind": "realtime", "pcm_rate": 16000}, subject="auto"),
+         _SDK_PCM, example={"kind": "realtime", "input_format": "pcm16", "pcm_rate": 16000}, subject="auto"),
     Rule("transcription-model-required",
          lambda c: isinstance(c.get("audio.input.transcription"), Mapping) and not c.transcription_name,
          "transcription.model", "session.audio.input.transcription.model",
