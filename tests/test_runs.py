@@ -293,15 +293,15 @@ def test_a_local_azure_target_with_deployment_names_runs_on_those_names(tmp_path
     from rtlab.runs import RemoteLeg, arun_legs, run_sync
 
     t = Target.local(provider_profile="azure", seed=2, realtime_deployment="prod-voice=gpt-realtime",
-                     deployments={"tx-whisper": "gpt-realtime-whisper"})
+                     deployments={"tx-4o": "gpt-4o-transcribe"})
     try:
-        log = run_session(t, SessionConfig.realtime(transcription="gpt-realtime-whisper"), clip_path("short"),
+        log = run_session(t, SessionConfig.realtime(transcription="gpt-4o-transcribe"), clip_path("short"),
                           out=tmp_path / "ok", **FAST)
         frame = log.to_frame()
         sent = frame[(frame["direction"] == "client") & (frame["type"] == "session.update")]["event"].iloc[0]
-        assert sent["session"]["audio"]["input"]["transcription"]["model"] == "tx-whisper"
+        assert sent["session"]["audio"]["input"]["transcription"]["model"] == "tx-4o"
         turns = turns_of(log)
-        assert list(turns["status"]) == ["completed"] and list(turns["model"]) == ["gpt-realtime-whisper"]
+        assert list(turns["status"]) == ["completed"] and list(turns["model"]) == ["gpt-4o-transcribe"]
         # the model's own name is not a deployment of this resource (a target that knows no deployments sends the
         # name as written)
         unaware = Target.local(t.url, provider_profile="azure")

@@ -753,8 +753,9 @@ def test_rtlab_serve_with_a_bearer_token_accepts_only_that_token():
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0 and out == ""
-    assert not _leaks(err, token)
+    # after the listening line, only the profile's evidence line (no secret anywhere)
+    assert proc.returncode == 0 and out.startswith("profile azure: ") and out.count("\n") == 1, out
+    assert not _leaks(out + err, token)
     bad = subprocess.run([sys.executable, "-m", "rtlab.cli", "serve", "--bearer-token", " "], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.startswith("rtlab serve: --bearer-token") and "Traceback" not in bad.stderr
@@ -778,3 +779,33 @@ def test_a_credential_that_cannot_sign_in_is_recorded_and_diagnosed(tmp_path):
                       speed=float("inf"), progress=False)
     (d,) = diagnose(log)
     assert d.id == "entra_no_credential" and "az login" in d.fix
+
+
+class TestEmulatorTiming:
+    """The embedded emulator's timing is chosen on the target and recorded in every run's meta."""
+
+    def test_the_chosen_timing_runs_and_is_recorded(self, tmp_path):
+        from rtlab import SessionConfig, run_session
+        from rtlab.data import clip_path
+
+        for timing in ("local", "modelled"):
+            target = Target.local(seed=3, timing=timing)
+            try:
+                assert target.emulator_timing == timing
+                log = run_session(target, SessionConfig.realtime(), clip_path("short"), out=tmp_path / timing,
+                                  speed=4, progress=False)
+            finally:
+                target.stop()
+            assert log.meta["sources"]["in-session"]["timing"] == timing
+
+    def test_default_is_the_profiles_and_bad_values_are_refused(self):
+        target = Target.local(seed=3)
+        try:
+            assert target.emulator_timing == "modelled"  # the bundled profiles model published measurements
+        finally:
+            target.stop()
+        with pytest.raises(TargetError, match="'fast' is not 'modelled' or 'local'"):
+            Target.local(timing="fast")
+        with pytest.raises(TargetError, match="rtlab serve --timing"):
+            Target.local("http://127.0.0.1:8765", timing="local")
+        assert Target.openai(api_key="sk-" + "x" * 40).emulator_timing is None

@@ -215,11 +215,21 @@ class TestEventOrder:
     def test_solution_and_mistakes(self, sidecar_run) -> None:
         turns, server = sidecar_run
         items = list(turns.loc[turns["source"] == "in-session", "item_id"])
-        solution = {i: "before" for i in items}  # the emulator finishes transcribing before it answers
+        # transcription runs beside the answer: read each turn's order off the events (seq of the two events)
+        seq = server.reset_index()
+        solution = {}
+        for i in items:
+            completed = seq.loc[(seq["type"] == "conversation.item.input_audio_transcription.completed")
+                                & (seq["item_id"] == i), "seq"].iloc[0]
+            committed = seq.loc[(seq["type"] == "input_audio_buffer.committed") & (seq["item_id"] == i), "seq"].iloc[0]
+            rid = seq.loc[(seq["seq"] > committed) & (seq["type"] == "response.created"), "response_id"].iloc[0]
+            done = seq.loc[(seq["type"] == "response.done") & (seq["response_id"] == rid), "seq"].iloc[0]
+            solution[i] = "before" if completed < done else "after"
         assert _verdict("event_order", solution, server=server, turns=turns).status == "pass"
+        flipped = {**solution, items[1]: "after" if solution[items[1]] == "before" else "before"}
         every = {i: "before" for i in turns["item_id"]}
         cases = [(every, "only the in-session turns"), (dict(list(solution.items())[:2]), "one entry per in-session"),
-                 ({i: True for i in items}, "'before' or 'after'"), ({**solution, items[1]: "after"}, items[1]),
+                 ({i: True for i in items}, "'before' or 'after'"), (flipped, items[1]),
                  ([("a", "before")], "should be a dict")]
         for answer, hint in cases:
             v = _verdict("event_order", answer, server=server, turns=turns)

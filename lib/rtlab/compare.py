@@ -48,17 +48,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", type=float, default=1.0, help="feed audio at this multiple of real time (default 1)")
     p.add_argument("--chunk-ms", type=int, default=40)
     p.add_argument("--seed", type=int, default=0, help="emulator seed (local targets)")
+    p.add_argument("--timing", choices=("modelled", "local"), default=None,
+                   help="local targets: the emulator's timing, 'modelled' on published latency measurements (the "
+                        "default) or 'local' (the bare local engines)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def make_target(name: str, *, seed: int | None = 0) -> Any:
+def make_target(name: str, *, seed: int | None = 0, timing: str | None = None) -> Any:
     from .targets import Target
 
-    if name == "local":
-        return Target.local(seed=seed)
-    if name == "local-azure":
-        return Target.local(provider_profile="azure", seed=seed)
+    if name in ("local", "local-azure"):
+        return Target.local(provider_profile="azure" if name == "local-azure" else "openai", seed=seed,
+                            timing=timing)
+    if timing is not None:
+        raise RtlabError(f"--timing applies to the local targets (the embedded emulator), not {name!r}")
     if name == "openai":
         return Target.openai()
     if name == "azure":
@@ -154,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
     sidecars = [parse_sidecar(s) for s in args.sidecar] if args.sidecar else None  # fail before any work
     references = load_references(args.references)
-    target = make_target(args.target, seed=args.seed)
+    target = make_target(args.target, seed=args.seed, timing=args.timing)
     voice_config = SessionConfig.realtime(model=args.voice_model, transcription=args.in_session_model)
     from .runs.sidecar import plan_sidecars
 

@@ -109,17 +109,17 @@ class _EmulatorSlot:
         self._lock = threading.Lock()
         self.handle: Any = None
 
-    def ensure(self, profile: str, seed: int | None, deployments: Mapping[str, str] | None = None) -> str:
-        """Start the emulator once (playing ``profile``; with ``deployments``: a resource with exactly those)."""
+    def ensure(self, profile: str, seed: int | None, deployments: Mapping[str, str] | None = None,
+               timing: str | None = None) -> str:
+        """Start the emulator once (playing ``profile``; with ``deployments``: a resource with exactly those;
+        ``timing``: ``"modelled"`` or ``"local"``, default the profile's)."""
         with self._lock:
             if self.handle is None:
                 # Imported here: the emulator is only needed when a local target is actually used.
                 emulator = importlib.import_module("rtlab.emulator")
-                if deployments:
-                    played = emulator.load_profile(profile).with_deployments(dict(deployments))
-                    self.handle = emulator.start(profile=played, seed=seed)
-                else:
-                    self.handle = emulator.start(profile=profile, seed=seed)
+                played = emulator.load_profile(profile).with_deployments(dict(deployments)) if deployments \
+                    else profile
+                self.handle = emulator.start(profile=played, seed=seed, timing=timing)
             return str(self.handle.url)
 
     def stop(self) -> None:
@@ -174,6 +174,9 @@ class Target:
         Local only: the emulator profile (``"openai"``, ``"azure"`` or a path to a probe-saved profile).
     seed
         Local only: the emulator's seed (reproducible ids and outputs).
+    timing
+        Local only: the embedded emulator's Realtime timing, ``"modelled"`` (transcripts and answers arrive when
+        published measurements say; the bundled profiles' default) or ``"local"`` (the bare local engines).
     token_provider
         Azure only: Entra ID bearer tokens instead of a key (:class:`~rtlab.auth.TokenProvider`).
     """
@@ -188,6 +191,7 @@ class Target:
     realtime_model: str | None = None
     provider_profile: str | None = None
     seed: int | None = None
+    timing: str | None = None
     token_provider: TokenProvider | None = field(default=None, compare=False, hash=False)
     _emulator: _EmulatorSlot = field(default_factory=_EmulatorSlot, repr=False, compare=False, hash=False)
 
@@ -232,7 +236,7 @@ class Target:
     def local(cls, url: str | None = None, *, provider_profile: str = "openai", dialect: str | None = None,
               api_key: str = LOCAL_API_KEY, seed: int | None = None, api_version: str | None = None,
               deployments: Mapping[str, str] | str | None = None,
-              realtime_deployment: str | None = None) -> Target:
+              realtime_deployment: str | None = None, timing: str | None = None) -> Target:
         """The local emulator: at ``url`` (e.g. ``"http://127.0.0.1:8765"`` from ``rtlab serve``), or started
         in-process on first use when ``url`` is None.
 
@@ -245,6 +249,9 @@ class Target:
         api_key
             The key to present; the default ``"rtlab-local"`` is accepted by an emulator started without
             ``--api-key``.
+        timing
+            ``"modelled"`` or ``"local"`` for the embedded emulator (default: the profile's; see :attr:`timing`);
+            :attr:`emulator_timing` says which one ran.
         deployments, realtime_deployment
             Azure deployment names, as for :meth:`azure` (``{name: model}``; ``"name=model"``). Without ``url``,
             the embedded emulator then plays a resource with exactly these deployments (like ``rtlab serve
@@ -255,8 +262,14 @@ class Target:
         if dialect == "azure-preview":
             api_version = api_version or DEFAULT_AZURE_PREVIEW_API_VERSION
         key = Secret(api_key, sensitive=api_key != LOCAL_API_KEY)
+        if timing is not None and timing not in ("modelled", "local"):
+            raise TargetError(f"timing {timing!r} is not 'modelled' or 'local'")
+        if timing is not None and url is not None:
+            raise TargetError("timing= applies to the embedded emulator; an `rtlab serve` at a URL chose its own "
+                              "(rtlab serve --timing modelled|local)")
         return cls("local", dialect, url, key, api_version=api_version, realtime_deployment=realtime_deployment,
-                   deployments=parse_deployments(deployments), provider_profile=str(provider_profile), seed=seed)
+                   deployments=parse_deployments(deployments), provider_profile=str(provider_profile), seed=seed,
+                   timing=timing)
 
     @classmethod
     def openai(cls, api_key: str | None = None, *, dialect: str = "openai-ga", base_url: str | None = None
@@ -346,7 +359,7 @@ class Target:
         if self.base_url is not None:
             return self.base_url
         return _root_url(self._emulator.ensure(self.provider_profile or "openai", self.seed,
-                                               self._emulated_deployments()),
+                                               self._emulated_deployments(), self.timing),
                          what="emulator URL", env=None)
 
     def _emulated_deployments(self) -> dict[str, str] | None:
@@ -624,12 +637,14 @@ class Target:
             "deployments": dict(self.deployments) if self.deployments is not None else None,
             "provider_profile": self.provider_profile,
             "seed": self.seed,
+            "timing": self.timing,
         }
 
     def __repr__(self) -> str:
         where = self.base_url or ("<embedded emulator, " + ("running" if self._emulator.handle else "not started")
                                   + ">")
         extra = f", profile={self.provider_profile!r}" if self.provider == "local" else ""
+        extra += f", timing={self.timing!r}" if self.timing else ""
         auth = f"key={self.api_key}" if self.token_provider is None else f"auth={self.token_provider!r}"
         return f"Target({self.provider}, {self.dialect}, {where}, {auth}{extra})"
 

@@ -68,18 +68,11 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def serve_engines():
-    """The engines ``rtlab serve`` runs on: the default set, with the decoder's search pruned for capacity.
+    """The engines ``rtlab serve`` runs on: :func:`rtlab.engines.default_engines` (its decoder search is pruned
+    for capacity, so more concurrent sessions keep up with real time)."""
+    from rtlab.engines import default_engines
 
-    ``maxhmmpf=3000, maxwpf=5`` (PocketSphinx: active HMMs per frame, distinct words per frame) take 35-65 % less
-    CPU per stream than the defaults at the same WER on the bundled clips (measured for issue 10: monologue 0.042,
-    dialogue 0.062, noisy unchanged), so more concurrent sessions keep up with real time.
-    """
-    from rtlab.engines.asr import PocketSphinxAsr
-    from rtlab.engines.base import EngineSet
-    from rtlab.engines.tts import FliteTts
-    from rtlab.engines.vad import WebRtcVad
-
-    return EngineSet(vad_factory=WebRtcVad, asr=PocketSphinxAsr(maxhmmpf=3000, maxwpf=5), tts=FliteTts())
+    return default_engines()
 
 
 async def _serve(args: argparse.Namespace, profile, sock: socket.socket, on_ready) -> None:
