@@ -313,3 +313,23 @@ def test_a_local_azure_target_with_deployment_names_runs_on_those_names(tmp_path
     finally:
         t.stop()
 
+
+
+def test_on_log_sees_the_open_log_with_its_meta_before_audio_flows(target, tmp_path):
+    seen = {}
+
+    def watch(log):
+        seen["records"] = len(log)
+        seen["sources"] = sorted(log.meta["sources"])
+
+    log = run_sidecar(clip_path("short"), voice=(target, SessionConfig.realtime()), sidecars=["local"],
+                      out=tmp_path, on_log=watch, **FAST)
+    assert seen == {"records": 0, "sources": [IN_SESSION, SIDECAR_LOCAL]}
+    assert EventLog.load(tmp_path / "events.jsonl").meta["sources"].keys() == log.meta["sources"].keys()
+
+
+def test_a_log_of_your_own_gets_the_run_meta_in_memory(target, tmp_path):
+    own = EventLog.create(tmp_path / "own.jsonl", meta={"note": "mine"})
+    run_sidecar(clip_path("short"), voice=(target, SessionConfig.realtime()), sidecars=["local"], log=own, **FAST)
+    own.close()
+    assert own.meta["note"] == "mine" and set(own.meta["sources"]) == {IN_SESSION, SIDECAR_LOCAL}

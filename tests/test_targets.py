@@ -298,7 +298,7 @@ def test_local_target_starts_the_emulator_once_on_first_use(monkeypatch):
         preview = target.with_dialect("azure-preview")
         await handshake(preview, "realtime")
         await handshake(target, "transcription")
-        assert calls == [{"profile": "azure", "seed": 3}]
+        assert calls == [{"profile": "azure", "seed": 3, "timing": None}]  # None: the profile's own timing
         assert "running" in repr(target) and target.url == rec.url
         handle = target._emulator.handle
         preview.stop()

@@ -526,6 +526,27 @@ class TestLiveView:
         assert view.event_count == 3
         log.close()
 
+    def test_every_family_shows_by_the_role_of_its_events(self) -> None:
+        log = MemoryEventLog()
+        view = LiveView(log)
+        rec = lambda source, event: log.record("server", source, event, audio_ms=0)  # noqa: E731
+        rec("sidecar:local", {"type": "local.partial", "item_id": "seg_0", "delta": "hel", "text": "hel"})
+        rec("sidecar:local", {"type": "local.final", "item_id": "seg_0", "transcript": "hello"})
+        rec("sidecar:oob", {"type": "response.output_text.delta", "item_id": "o1", "delta": "hi "})
+        rec("sidecar:oob", {"type": "response.output_text.done", "item_id": "o1", "text": "hi there"})
+        rec("in-session", {"type": "session.input_transcript.delta", "delta": "live ", "start_ms": 0, "end_ms": 300})
+        rec("in-session", {"type": "session.input_transcript.delta", "delta": "words", "start_ms": 300, "end_ms": 600})
+        rec("sidecar:azure-speech", {"type": "azure_speech.transcribing", "text": "the cat", "offset_ticks": 100})
+        rec("sidecar:azure-speech", {"type": "azure_speech.transcribing", "text": "the cat sat", "offset_ticks": 100})
+        rec("sidecar:azure-speech", {"type": "azure_speech.transcribed", "text": "The cat sat.", "offset_ticks": 100})
+        rec("sidecar:oob", {"type": "response.output_audio.delta", "item_id": "o1", "delta": "AAAA"})  # not text
+        assert view.transcripts == {
+            "sidecar:local": [{"item_id": "seg_0", "text": "hello", "final": True}],
+            "sidecar:oob": [{"item_id": "o1", "text": "hi there", "final": True}],
+            "in-session": [{"item_id": "stream", "text": "live words", "final": False}],
+            "sidecar:azure-speech": [{"item_id": "100", "text": "The cat sat.", "final": True}],
+        }
+
     def test_bad_arguments(self) -> None:
         with pytest.raises(TypeError, match="subscribe"):
             LiveView(object())

@@ -67,7 +67,8 @@ def _words_from_seg(decoder: pocketsphinx.Decoder, *, with_prob: bool) -> list[W
         text = _clean_word(seg.word)
         if text is None:
             continue
-        logprob = math.log(max(float(seg.prob), _MIN_PROB)) if with_prob else 0.0
+        # a posterior is at most 1; a pruned lattice can round it a hair above (log > 0): clamp
+        logprob = min(0.0, math.log(max(float(seg.prob), _MIN_PROB))) if with_prob else 0.0
         words.append(Word(text, seg.start_frame * _FRAME_MS, (seg.end_frame + 1) * _FRAME_MS, logprob))
     return words
 

@@ -252,8 +252,14 @@ def open_log(out: str | Path | None, meta: dict[str, Any]) -> EventLog:
 
 async def arun_legs(audio: Audio | LiveSource | str | Path, legs: list[Leg], *, out: str | Path | None = None,
                     log: EventLog | None = None, options: RunOptions | None = None, fmt: str = "pcm16",
-                    meta: dict[str, Any] | None = None) -> EventLog:
-    """Run prepared legs over ``audio``; returns the event log (closed when this function opened it)."""
+                    meta: dict[str, Any] | None = None,
+                    on_log: Callable[[EventLog], Any] | None = None) -> EventLog:
+    """Run prepared legs over ``audio``; returns the event log (closed when this function opened it).
+
+    ``on_log(log)`` is called once the log is open, before any audio flows (e.g. to show a live view of it); a
+    ``log=`` of your own gets the run's meta (sources, engines, timing) in memory only, since its file header was
+    written when you created it.
+    """
     from rtlab.audio import load
 
     options = options or RunOptions()
@@ -270,7 +276,12 @@ async def arun_legs(audio: Audio | LiveSource | str | Path, legs: list[Leg], *, 
     own_log = log is None
     if own_log:
         log = open_log(out, meta)
+    else:
+        for key, value in meta.items():
+            log.meta.setdefault(key, value)
     assert log is not None
+    if on_log is not None:
+        on_log(log)
     if fmt != "pcm16":
         log.set_input_format(fmt)
     try:

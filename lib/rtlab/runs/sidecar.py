@@ -20,6 +20,7 @@ one-leg case of the same machinery.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -239,8 +240,9 @@ def _rendered(config: SessionConfig, target: Target, *, validate: bool = True) -
 
 async def arun_sidecar(audio: AudioInput, voice: tuple[Target, SessionConfig],
                        sidecars: list[SidecarSpec | str] | None = None, *, out: str | Path | None = None,
-                       log: EventLog | None = None, options: RunOptions | None = None, **option_kw: Any) -> EventLog:
-    """Awaitable form of :func:`run_sidecar`."""
+                       log: EventLog | None = None, options: RunOptions | None = None,
+                       on_log: Callable[[EventLog], Any] | None = None, **option_kw: Any) -> EventLog:
+    """Awaitable form of :func:`run_sidecar` (``on_log``: see :func:`rtlab.runs.arun_legs`)."""
     options = options or RunOptions(**option_kw)
     legs = build_legs(voice, plan_sidecars(voice[0], voice[1], sidecars))
     target, config = voice
@@ -256,7 +258,8 @@ async def arun_sidecar(audio: AudioInput, voice: tuple[Target, SessionConfig],
     rendered = voice.session_config if isinstance(voice, LiveLeg) else _rendered(config, target)
     meta = {"target": repr(target), "voice_config": rendered, "sources": sources,
             "models": _deployment_models(legs)}
-    return await arun_legs(audio, legs, out=out, log=log, options=options, fmt=input_format_of(configs), meta=meta)
+    return await arun_legs(audio, legs, out=out, log=log, options=options, fmt=input_format_of(configs), meta=meta,
+                           on_log=on_log)
 
 
 def run_sidecar(audio: AudioInput, voice: tuple[Target, SessionConfig], sidecars: list[SidecarSpec | str] | None = None,
@@ -283,8 +286,10 @@ def run_sidecar(audio: AudioInput, voice: tuple[Target, SessionConfig], sidecars
 
 async def arun_session(target: Target, config: SessionConfig, audio: AudioInput, *, source: str = IN_SESSION,
                        out: str | Path | None = None, log: EventLog | None = None,
-                       options: RunOptions | None = None, validate: bool = True, **option_kw: Any) -> EventLog:
-    """Run one session (voice or transcription) over ``audio``; returns its event log. Awaitable form."""
+                       options: RunOptions | None = None, validate: bool = True,
+                       on_log: Callable[[EventLog], Any] | None = None, **option_kw: Any) -> EventLog:
+    """Run one session (voice or transcription) over ``audio``; returns its event log. Awaitable form
+    (``on_log``: see :func:`rtlab.runs.arun_legs`)."""
     options = options or RunOptions(**option_kw)
     if validate and config.kind == "realtime":
         leg = voice_leg(target, config, source=source)
@@ -292,7 +297,8 @@ async def arun_session(target: Target, config: SessionConfig, audio: AudioInput,
         leg = RemoteLeg(source, target, config, validate=validate)
     rendered = _rendered(config, target, validate=validate)
     return await arun_legs(audio, [leg], out=out, log=log, options=options, fmt=input_format_of([config]),
-                           meta={"target": repr(target), "config": rendered, "models": _deployment_models([leg])})
+                           meta={"target": repr(target), "config": rendered, "models": _deployment_models([leg])},
+                           on_log=on_log)
 
 
 def run_session(target: Target, config: SessionConfig, audio: AudioInput, **kw: Any) -> EventLog:

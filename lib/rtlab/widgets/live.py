@@ -1,5 +1,9 @@
 """A live view that fills in while a session records: transcripts per source (deltas, then finals) and the count.
 
+Every protocol family is shown alike, by the role of its events (:func:`rtlab.protocol.events.role_of`): Realtime
+transcription deltas and finals, the local engine's ``local.*``, out-of-band response text, GPT-Live's and
+translation's input-transcript fragments, Azure Speech's hypotheses (each replaces the last) and results.
+
 The log calls back from whatever thread records (an asyncio task in the kernel, or a worker thread). Widget
 traits are only touched on the kernel's event loop: records are queued under a lock and flushed at most
 ``max_rate_hz`` times per second via ``loop.call_soon_threadsafe`` → ``loop.call_later``. With no running loop
@@ -21,6 +25,7 @@ import numpy as np
 import traitlets as t
 
 from ..protocol import canonical_event_name
+from ..protocol.events import role_of
 from .fallback import UpdatingStaticFallback, transcripts_png
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,9 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _STATIC = Path(__file__).parent / "static"
 
-_DELTA = "conversation.item.input_audio_transcription.delta"
-_COMPLETED = "conversation.item.input_audio_transcription.completed"
 _FAILED = "conversation.item.input_audio_transcription.failed"
+_TEXT_ROLES = ("partial", "final")
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
@@ -130,9 +134,10 @@ class LiveView(UpdatingStaticFallback, anywidget.AnyWidget):
             return
         seqs = frame["seq"].to_numpy()
         types = frame["type"].astype(str).to_numpy()
-        wanted = np.isin(types, [_DELTA, _COMPLETED, _FAILED]) & (frame["direction"].astype(str).to_numpy() == "server")
-        events = frame["event"].array
         sources, items = frame["source"].tolist(), frame["item_id"].tolist()
+        shown = [t == _FAILED or role_of(t, str(s)) in _TEXT_ROLES for t, s in zip(types, sources, strict=True)]
+        wanted = np.array(shown, dtype=bool) & (frame["direction"].astype(str).to_numpy() == "server")
+        events = frame["event"].array
         for i in range(len(frame)):
             if wanted[i]:
                 self._apply({"seq": seqs[i], "type": types[i], "direction": "server", "source": sources[i],
@@ -180,17 +185,23 @@ class LiveView(UpdatingStaticFallback, anywidget.AnyWidget):
         event = _field(rec, "event") or {}
         typ = _field(rec, "type") or canonical_event_name(str(event.get("type", "")))
         self._last_type = typ
-        if _field(rec, "direction") == "client" or typ not in (_DELTA, _COMPLETED, _FAILED):
-            return
         source = str(_field(rec, "source") or "?")
+        role = "failed" if typ == _FAILED else role_of(typ, source)
+        if _field(rec, "direction") == "client" or role not in (*_TEXT_ROLES, "failed"):
+            return
         raw_item = _field(rec, "item_id")
-        item = raw_item if isinstance(raw_item, str) and raw_item else str(event.get("item_id") or "?")
+        item = raw_item if isinstance(raw_item, str) and raw_item else str(
+            event.get("item_id") or event.get("offset_ticks") or "stream")
         entry = self._state.setdefault(source, {}).setdefault(item, {"item_id": item, "text": "", "final": False})
-        if typ == _DELTA and not entry["final"]:
-            entry["text"] += str(event.get("delta") or "")
-        elif typ == _COMPLETED:
-            entry["text"], entry["final"] = str(event.get("transcript") or ""), True
-        elif typ == _FAILED:
+        if role == "partial" and not entry["final"]:
+            if isinstance(event.get("delta"), str):
+                entry["text"] += event["delta"]
+            elif isinstance(event.get("text"), str):  # a hypothesis that replaces the last (Azure Speech)
+                entry["text"] = event["text"]
+        elif role == "final":
+            text = next((event[k] for k in ("transcript", "text") if isinstance(event.get(k), str)), entry["text"])
+            entry["text"], entry["final"] = str(text), True
+        elif role == "failed":
             err = event.get("error") or {}
             entry["text"] = f"[failed: {err.get('code') or err.get('message') or 'unknown'}]"
             entry["final"] = True
