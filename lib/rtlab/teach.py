@@ -249,7 +249,8 @@ def _event_order(order: Any, *, server: Any, turns: Any) -> str:
     if wrong:
         raise Hint(f"item {wrong[0]}: compare the position (index in `server`) of its transcription `completed` with "
                    "that of the `response.done` of the first response.created after its `committed`")
-    return f"{sum(v == 'before' for v in want.values())} of {len(want)} transcripts completed before the answer"
+    # (how many came first varies with the machine's load; the pass message must not)
+    return f"before/after right for all {len(want)} turns"
 
 
 # --------------------------------------------------------------------------------------------------
