@@ -231,19 +231,20 @@ class Resampler:
                                                   f"shape {pcm.shape}")
         return pcm
 
-    def process(self, pcm: np.ndarray) -> np.ndarray:
-        """Resample the next chunk (1-D int16); returns the int16 samples ready so far."""
+    def process(self, pcm: np.ndarray, *, last: bool = False) -> np.ndarray:
+        """Resample the next chunk (1-D int16); returns the int16 samples ready so far (with ``last=True``, also
+        the rest still inside the filter: the stream ends)."""
         pcm = self._check(pcm)
         if self._same:
             return pcm.copy()
-        out = self._stream.resample_chunk(pcm.astype(np.float32) / np.float32(_FULL_SCALE))
+        out = self._stream.resample_chunk(pcm.astype(np.float32) / np.float32(_FULL_SCALE), last=last)
         return _to_int16(out)
 
     def flush(self) -> np.ndarray:
         """End of stream: the samples still inside the filter."""
         if self._same:
             return np.zeros(0, dtype=np.int16)
-        return _to_int16(self._stream.resample_chunk(np.zeros(0, np.float32), last=True))
+        return self.process(np.zeros(0, np.int16), last=True)
 
 
 def _check_rate(name: str, rate: object) -> int:

@@ -98,9 +98,9 @@ class PushSource:
                                               f"got {chunk_ms!r}")
         self._resampler = None
         if self.input_rate != self.sample_rate:
-            import soxr
+            from rtlab.audio import Resampler
 
-            self._resampler = soxr.ResampleStream(self.input_rate, self.sample_rate, 1, dtype="int16")
+            self._resampler = Resampler(self.input_rate, self.sample_rate)
         self._on_stop = on_stop
         self._lock = threading.Lock()
         self._captured: list[np.ndarray] = []  # at input_rate, as pushed
@@ -232,7 +232,7 @@ class PushSource:
     def _to_wire(self, samples: np.ndarray, *, last: bool) -> np.ndarray:
         if self._resampler is None:
             return samples
-        return np.asarray(self._resampler.resample_chunk(samples, last=last), dtype=np.int16).reshape(-1)
+        return self._resampler.process(np.asarray(samples, dtype=np.int16).reshape(-1), last=last)
 
     def _cut(self, samples: np.ndarray) -> None:
         buf = np.concatenate([self._pending, samples]) if self._pending.size else samples

@@ -53,8 +53,8 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-import soxr
 
+from rtlab.audio import Resampler, resample
 from rtlab.engines.base import EngineSet
 from rtlab.engines.pipeline import Final, LocalPipeline, Partial, SpeechStarted, SpeechStopped, VadParams
 from rtlab.protocol import live as L
@@ -176,7 +176,7 @@ class LiveSession:
         self.closed = False
         self._fmt = L.DEFAULT_FORMAT
         self._pipe: LocalPipeline | None = None
-        self._upsample: Any = None  # soxr stream 8 kHz -> 16 kHz for G.711 input
+        self._upsample: Resampler | None = None  # 8 kHz -> 16 kHz for G.711 input
         self._n_in = 0  # input samples received (at the session format's rate): the session timeline
         self._carry = b""  # odd trailing byte of PCM16 input
         self._muted = False
@@ -370,8 +370,7 @@ class LiveSession:
         if cfg.safety_identifier is not None:
             session["safety_identifier"] = cfg.safety_identifier
         rate = self._fmt.rate if self._fmt.rate >= 16000 else 16000
-        self._upsample = None if rate == self._fmt.rate else soxr.ResampleStream(self._fmt.rate, rate, 1,
-                                                                                  dtype="int16")
+        self._upsample = None if rate == self._fmt.rate else Resampler(self._fmt.rate, rate)
         self._pipe = LocalPipeline(self.engines, vad=self._vad, partials=True, sample_rate=rate)
         self.session = session
         yield self._ev("session.started", client_event_id, session=self._resource())
@@ -424,11 +423,11 @@ class LiveSession:
         return np.asarray(pcm, dtype=np.int16).reshape(-1)
 
     def _to_pipeline(self, pcm: np.ndarray, *, last: bool = False) -> np.ndarray:
-        """G.711's 8 kHz goes to the recognizer at 16 kHz (soxr): the local models are wideband, and upsampling
+        """G.711's 8 kHz goes to the recognizer at 16 kHz (rtlab.audio.Resampler): the local models are wideband, and upsampling
         once here recognizes better than inside the recognizer (measured on the bundled clips)."""
         if self._upsample is None:
             return pcm
-        return np.asarray(self._upsample.resample_chunk(pcm, last=last), dtype=np.int16)
+        return self._upsample.process(np.asarray(pcm, dtype=np.int16), last=last)
 
     def _on_append(self, event: dict, client_event_id: str | None) -> Iterator[Out]:
         audio = event["audio"]
@@ -513,7 +512,7 @@ class LiveSession:
                              dtype=np.int16)
             rate = int(getattr(tts, "sample_rate", 24000))
             if rate != fmt.rate and len(pcm):
-                pcm = soxr.resample(pcm, rate, fmt.rate, quality="HQ").astype(np.int16)
+                pcm = resample(pcm, rate, fmt.rate)
             if fmt.type == "audio/pcm":
                 data, per = pcm.astype("<i2").tobytes(), 2 * fmt.rate * OUTPUT_CHUNK_MS // 1000
             else:

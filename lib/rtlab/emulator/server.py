@@ -1,4 +1,4 @@
-"""The thin websockets adapter around :class:`rtlab.emulator.core.Session`, plus handshake routing and auth.
+"""The thin websockets adapter around :class:`rtlab.emulator.realtime.Session`, plus handshake routing and auth.
 
 :func:`route_request` is pure (path, query, headers → a :class:`Route` or an HTTP refusal), so the rules of the
 four paths rtlab serves are unit-testable without a socket:

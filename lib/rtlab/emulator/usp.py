@@ -10,7 +10,7 @@ Azure's speech containers are addressed, ``SpeechConfig(host="ws://127.0.0.1:POR
   ``USP`` when the client asks for it and nothing otherwise, so the same server also serves Realtime clients.
 * :class:`SpeechSession` is one connection (the interface of :mod:`rtlab.emulator.adapter`): it parses USP frames
   (:mod:`rtlab.protocol.usp`), feeds the request's audio (PCM16 at 8 or 16 kHz, resampled with
-  ``soxr.ResampleStream`` to the pipeline rate) into one :class:`~rtlab.engines.pipeline.LocalPipeline` (VAD turns,
+  ``rtlab.audio.Resampler`` to the pipeline rate) into one :class:`~rtlab.engines.pipeline.LocalPipeline` (VAD turns,
   partials on) and answers as the service does:
 
   ====================================  =========================================================================
@@ -52,8 +52,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
-import soxr
 
+from rtlab.audio import Resampler
 from rtlab.engines.base import EngineSet
 from rtlab.engines.pipeline import Final, LocalPipeline, Partial, SpeechStarted, VadParams
 from rtlab.engines.speakers import SpeakerTracker, warm_up
@@ -165,7 +165,7 @@ class _Turn:
     request_id: str
     in_rate: int
     pipeline: LocalPipeline
-    resampler: Any  # soxr.ResampleStream, or None when the rates match
+    resampler: Resampler | None  # None when the rates match
     diarize: bool
     intermediate_diarization: bool
     detailed: bool
@@ -312,7 +312,7 @@ class SpeechSession:
         detailed = str(output.get("format", "")).lower() == "detailed"
         resampler = None
         if in_rate != self.pipeline_rate:
-            resampler = soxr.ResampleStream(in_rate, self.pipeline_rate, 1, dtype="int16", quality="HQ")
+            resampler = Resampler(in_rate, self.pipeline_rate)
         pipeline = LocalPipeline(self.engines, vad=self.vad, partials=True, sample_rate=self.pipeline_rate)
         return _Turn(rid, in_rate, pipeline, resampler, diarize, intermediate, detailed)
 
@@ -322,7 +322,7 @@ class SpeechSession:
         turn.carry = data[cut:]
         pcm = np.frombuffer(data[:cut], dtype="<i2").astype(np.int16)
         if turn.resampler is not None:
-            pcm = turn.resampler.resample_chunk(pcm, last=last)
+            pcm = turn.resampler.process(pcm, last=last)
         events = turn.pipeline.feed(np.ascontiguousarray(pcm, dtype=np.int16)) if len(pcm) else []
         if last:
             events += turn.pipeline.flush()

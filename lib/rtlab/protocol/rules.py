@@ -28,7 +28,7 @@ from .events import Shape
 from .evidence import Evidence
 from .shapes import KINDS, PCM_RATE
 
-__all__ = ["GA_ONLY_FIELDS", "RULES", "Rule", "RuleInput", "ServerVerdict", "check", "rule", "server_message"]
+__all__ = ["GA_ONLY_FIELDS", "RULES", "Rule", "RuleInput", "ServerVerdict", "check", "rule", "server_message", "value_at"]
 
 Provider = Literal["openai", "azure"]
 
@@ -52,7 +52,7 @@ class RuleInput:
               deployments: Mapping[str, str] | None = None, session_model: str | None = None) -> RuleInput:
         """``session_model``: the model named at connect time when the session object has none."""
         use_map = provider == "azure" and deployments is not None
-        tx = _get(session, "audio.input.transcription")
+        tx = value_at(session, "audio.input.transcription")
         name = tx.get("model") if isinstance(tx, Mapping) and isinstance(tx.get("model"), str) else None
         model = deployments.get(name, name) if (use_map and name is not None) else name
         raw_session_model = session.get("model") if isinstance(session.get("model"), str) else session_model
@@ -63,14 +63,15 @@ class RuleInput:
 
     def get(self, path: str) -> Any:
         """The value at a dotted GA path (``"audio.input.transcription.delay"``); None when absent."""
-        return _get(self.session, path)
+        return value_at(self.session, path)
 
     def has(self, path: str) -> bool:
         """True when the path is present with a non-null value."""
         return self.get(path) is not None
 
 
-def _get(node: Any, path: str) -> Any:
+def value_at(node: Any, path: str) -> Any:
+    """The value at dotted ``path`` in nested mappings (``"audio.input.transcription"``); None when absent."""
     for part in path.split("."):
         if not isinstance(node, Mapping):
             return None

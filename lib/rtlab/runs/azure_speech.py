@@ -2,7 +2,7 @@
 
 The seed question's first workaround: transcribe the caller's audio with Azure Speech (Conversation Transcription,
 with speaker ids) beside the voice session. :class:`AzureSpeechLeg` is a :class:`~rtlab.runs.core.Leg`: it takes the
-run's chunks (PCM16 at the run's rate), resamples them to 16 kHz with ``soxr.ResampleStream`` (push streams take
+run's chunks (PCM16 at the run's rate), resamples them to 16 kHz with ``rtlab.audio.Resampler`` (push streams take
 8 or 16 kHz PCM16 only), writes them to a ``PushAudioInputStream`` and records every SDK event into the run's log as
 its own source (default ``sidecar:azure-speech``):
 
@@ -366,10 +366,17 @@ class AzureSpeechLeg(Leg):
         transcriber.canceled.connect(canceled)
 
     # ------------------------------------------------------------------------------------------- the run
+    async def _give_up(self, exc: Exception) -> None:
+        """The SDK could not start: record why (as the SDK's own ``canceled``), then take the run's audio unused."""
+        self._record("server", {"type": EVENT_PREFIX + "canceled", "reason": "Error",
+                                "error_code": type(exc).__name__, "error_details": redact(str(exc))[:1000]})
+        self.ready.set()
+        await self.drain_queue()
+
     async def run(self, run: Run) -> None:
         import azure.cognitiveservices.speech as speechsdk
-        import soxr
 
+        from rtlab.audio import Resampler
         from rtlab.protocol import AUDIO_FORMATS
 
         self._run = run
@@ -389,34 +396,26 @@ class AzureSpeechLeg(Leg):
             transcriber = speechsdk.transcription.ConversationTranscriber(
                 speech_config=config, audio_config=speechsdk.audio.AudioConfig(stream=stream))
         except Exception as exc:  # no SDK session at all: a result to record, not a crash
-            self._record("server", {"type": EVENT_PREFIX + "canceled", "reason": "Error",
-                                    "error_code": type(exc).__name__, "error_details": redact(str(exc))[:1000]})
-            self.ready.set()
-            while await self.queue.get() is not None:
-                pass
+            await self._give_up(exc)
             return
         self._connect(transcriber)
         try:
             try:
                 await asyncio.to_thread(lambda: transcriber.start_transcribing_async().get())
-            except Exception as exc:  # the SDK refused to start: record it, take the audio, end
-                self._record("server", {"type": EVENT_PREFIX + "canceled", "reason": "Error",
-                                        "error_code": type(exc).__name__, "error_details": redact(str(exc))[:1000]})
-                self.ready.set()
-                while await self.queue.get() is not None:
-                    pass
+            except Exception as exc:  # the SDK refused to start
+                await self._give_up(exc)
                 return
             self.ready.set()
-            resampler = None if in_rate == PUSH_RATE else soxr.ResampleStream(in_rate, PUSH_RATE, 1, dtype="int16")
+            resampler = None if in_rate == PUSH_RATE else Resampler(in_rate, PUSH_RATE)
             pushed = 0
             while (chunk := await self.queue.get()) is not None:
                 pcm = np.ascontiguousarray(run.decode(chunk.payload), dtype=np.int16)
                 if resampler is not None:
-                    pcm = resampler.resample_chunk(pcm)
+                    pcm = resampler.process(pcm)
                 stream.write(pcm.tobytes())
                 pushed += len(pcm)
             if resampler is not None:
-                tail = resampler.resample_chunk(np.zeros(0, np.int16), last=True)
+                tail = resampler.flush()
                 stream.write(tail.tobytes())
                 pushed += len(tail)
             stream.close()

@@ -30,6 +30,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from rtlab import protocol as P
 from rtlab.protocol import rules as R
+from rtlab.protocol.rules import value_at
 from rtlab.protocol.shapes import unknown_fields
 
 from ..profiles import Profile
@@ -65,14 +66,6 @@ class Unsupported:
     param: str  # GA path without "session."
     present: Callable[[Any], bool]
     why: str
-
-
-def _get(node: Any, path: str) -> Any:
-    for part in path.split("."):
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(part)
-    return node
 
 
 #: What the emulator refuses rather than echo and ignore. noise_reduction: no local method is implemented
@@ -266,7 +259,7 @@ def apply_update(current: dict, patch: dict, *, kind: str, shape: str, profile: 
     for rule in R.check(ctx, where=("session.update",)):
         raise ProtocolError(rule.server.code, R.server_message(rule, ctx), param=rule.server.param,
                             type=rule.server.type)
-    tr = _get(merged, "audio.input.transcription")
+    tr = value_at(merged, "audio.input.transcription")
     name = tr.get("model") if isinstance(tr, dict) else None
     if name:
         outcome = profile.transcription_outcome(surface, name)
@@ -275,11 +268,11 @@ def apply_update(current: dict, patch: dict, *, kind: str, shape: str, profile: 
                                 param=outcome.param or "session.audio.input.transcription.model",
                                 type=outcome.type or "invalid_request_error")
     for row in UNSUPPORTED:
-        if row.present(_get(merged, row.param)) and row.present(_get(patch, row.param)):
+        if row.present(value_at(merged, row.param)) and row.present(value_at(patch, row.param)):
             raise ProtocolError("emulator_unsupported", f"The rtlab emulator cannot honour 'session.{row.param}': "
                                 f"{row.why}.", param=f"session.{row.param}")
-    old_voice = _get(current, "audio.output.voice")
-    new_voice = _get(merged, "audio.output.voice")
+    old_voice = value_at(current, "audio.output.voice")
+    new_voice = value_at(merged, "audio.output.voice")
     if kind == "realtime" and audio_sent and new_voice != old_voice:
         # Reported text and code (public client code and captures of the OpenAI service, e.g. a test report
         # quoting code cannot_update_voice, param null); the session reference documents the rule.
