@@ -490,6 +490,26 @@ def test_response_create_rules_and_out_of_band(engines):
     assert err["error"]["code"] == "response_cancel_not_active"
 
 
+def test_an_out_of_band_response_with_its_own_input_hears_only_that_input(engines):
+    """Documented (response.create ``input``): a response with ``input`` gets a new context, so its usage counts the
+    referenced turn's audio, not whatever else the conversation holds by then (which would vary with timing)."""
+    s = make(engines, transcription={"model": "gpt-4o-transcribe"},
+             turn_detection={"type": "server_vad", "create_response": False})
+    out = checked(s, feed(s, TWO_TURNS))
+    first, second = [e["item_id"] for e in of(out, "input_audio_buffer.committed")]
+
+    def audio_tokens(**response):
+        oob = checked(s, s.receive({"type": "response.create", "response": {
+            "conversation": "none", "output_modalities": ["text"], **response}}))
+        return of(oob, "response.done")[0]["response"]["usage"]["input_token_details"]["audio_tokens"]
+
+    one = audio_tokens(input=[{"type": "item_reference", "id": first}])
+    other = audio_tokens(input=[{"type": "item_reference", "id": second}])
+    both = audio_tokens(input=[{"type": "item_reference", "id": first}, {"type": "item_reference", "id": second}])
+    assert 0 < one and 0 < other and both == one + other
+    assert audio_tokens() == both  # no input: the default conversation is the context
+
+
 def test_text_item_and_item_operations(engines):
     s = make(engines)
     out = checked(s, s.receive({"type": "conversation.item.create", "item": {

@@ -135,6 +135,28 @@ class Conversation:
         yield self.events.ev("conversation.item.truncated", item_id=item_id, content_index=0,  # type: ignore[misc]
                              audio_end_ms=end)
 
+    @staticmethod
+    def referenced(items: Any) -> list[str]:
+        """Ids of the items an out-of-band response's ``input`` refers to (``item_reference``, at the top or as
+        content)."""
+        ids: list[Any] = []
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict):
+                continue
+            if item.get("type") == "item_reference":
+                ids.append(item.get("id"))
+                continue
+            ids += [c.get("id") for c in item.get("content") or []
+                    if isinstance(c, dict) and c.get("type") == "item_reference"]
+        return [i for i in ids if isinstance(i, str)]
+
+    def input_audio_ms(self, items: Any = None) -> list[float]:
+        """Audio a response hears: every item of the conversation, or only those ``items`` refer to (a response
+        with its own ``input`` has a new context: documented, ``response.create`` ``input``)."""
+        if items is None:
+            return [ms for ms in self.audio_ms.values() if ms > 0]
+        return [ms for i in self.referenced(items) if (ms := self.audio_ms.get(i, 0)) > 0]
+
     def as_reference_text(self, items: Any) -> str:
         """Text of the ``input`` items of an out-of-band response (text, or referenced items' heard text)."""
         texts: list[str] = []

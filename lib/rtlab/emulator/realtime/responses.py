@@ -168,8 +168,8 @@ class Responses:
             words=re.findall(r"\S+\s*", text), voice=audio_params.get("voice") or out_cfg.get("voice") or "alloy",
             fmt=audio_params.get("format") or out_cfg.get("format") or P.audio_format_to_ga("pcm16"),
             speed=float(out_cfg.get("speed") or 1.0), input_text_tokens=text_in,
-            input_audio_tokens=sum(audio_in_tokens(ms) for ms in conv.audio_ms.values()
-                                   if ms > 0) if conv.audio_ms else 0,
+            input_audio_tokens=sum(audio_in_tokens(ms) for ms in conv.input_audio_ms(
+                params.get("input") if isinstance(params.get("input"), list) else None)),
         )
         if self.timing.modelled:
             base = end_wall if end_wall is not None else self.clock()
