@@ -595,6 +595,29 @@ def test_seed_makes_ids_and_outputs_reproducible(short):
     assert runs[0] == runs[1]
 
 
+def test_seeded_ids_do_not_depend_on_which_session_connected_first():
+    """A voice session and a transcription sidecar connect at the same moment in a run, in either order; each
+    still gets the same ids from the same seed (notebook outputs are compared by nbval)."""
+
+    async def first_ids(url, order):
+        client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="k")
+        ids = {}
+        for kind in order:
+            extra = {"intent": "transcription"} if kind == "transcription" else {}
+            async with client.realtime.connect(model="gpt-realtime", extra_query=extra) as conn:
+                created = await conn.recv()
+                ids[kind] = created.session.id if hasattr(created.session, "id") else created.event_id
+                ids[kind + ":event"] = created.event_id
+        return ids
+
+    runs = []
+    for order in (("realtime", "transcription"), ("transcription", "realtime")):
+        with emulator.start(seed=5) as handle:
+            runs.append(asyncio.run(first_ids(handle.url, order)))
+    assert runs[0] == runs[1]
+    assert runs[0]["realtime:event"] != runs[0]["transcription:event"]
+
+
 def test_start_handle_and_stop():
     handle = emulator.start()
     assert handle.url.startswith("http://127.0.0.1:") and handle.port > 0

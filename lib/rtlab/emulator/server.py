@@ -317,7 +317,9 @@ class EmulatorServer:
         Require ``Authorization: Bearer <bearer_token>`` (Entra ID emulation; see :func:`route_request`).
     profile : Profile or str
     seed : int, optional
-        Session ``k`` (0, 1, 2, ... in connection order) uses seed ``"{seed}:{k}"``: ids are reproducible.
+        Each session's seed is ``"{seed}:{k}"`` for Realtime voice sessions and ``"{seed}:{route}:{k}"`` for the
+        others, ``k`` counting the connections of the same route (family, kind, dialect, model): ids and modelled
+        draws are reproducible even when a voice session and its sidecars connect in either order.
     validate : bool
         Validate every outgoing event against the SDK models in the core (debugging).
     timing : {"modelled", "local"}, optional
@@ -338,7 +340,7 @@ class EmulatorServer:
             raise ConfigError(f"timing must be one of {', '.join(TIMINGS)}, got {self.timing!r}.", field="timing")
         self.seed = seed
         self.validate = validate
-        self._counter = itertools.count()
+        self._counters: dict[str, itertools.count] = {}
         self._server: Any = None
         self.sessions_opened = 0
         # Speech synthesis runs here, off the session workers, so a session keeps taking audio meanwhile.
@@ -397,13 +399,16 @@ class EmulatorServer:
     # ------------------------------------------------------------------------------------------ sessions
     async def _handle(self, ws: ServerConnection) -> None:
         route = ws.rtlab_route  # type: ignore[attr-defined]
-        k = next(self._counter)
+        key = ":".join(str(getattr(route, f, "") or "") for f in ("kind", "shape", "model"))
+        key = f"{type(route).__name__}:{key}"
+        k = next(self._counters.setdefault(key, itertools.count()))
         self.sessions_opened += 1
-        seed = None if self.seed is None else f"{self.seed}:{k}"
+        voice = isinstance(route, Route) and route.kind == "realtime"
+        seed = None if self.seed is None else f"{self.seed}:{k}" if voice else f"{self.seed}:{key}:{k}"
         session = self._session_for(route, seed)
         arrivals = getattr(session, "arrivals", None)
         conn = _Stamped(ws, arrivals) if arrivals is not None else ws
-        await serve_session(conn, session, name=f"rtlab-session-{k}")
+        await serve_session(conn, session, name=f"rtlab-session-{self.sessions_opened}")
 
     def _session_for(self, route: Any, seed: str | None) -> Any:
         """The sans-I/O session of a route's protocol family."""
