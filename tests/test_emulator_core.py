@@ -182,6 +182,18 @@ def test_state_table_is_data_and_drives_the_machines():
         edges("nope")
 
 
+def test_item_ids_do_not_depend_on_how_many_events_came_before():
+    """Answers send a timing-dependent number of events; the item ids of a seeded session must not move with them."""
+    from rtlab.emulator.ids import Ids
+
+    quiet, busy = Ids(7), Ids(7)
+    for _ in range(50):
+        busy("event")
+    assert [quiet("item") for _ in range(3)] == [busy("item") for _ in range(3)]
+    assert Ids(7)("item") != Ids(8)("item") and Ids(None)("item") != Ids(None)("item")
+    assert len(Ids(7).hex128("usp")) == 32
+
+
 def test_reply_text_repeats_key_words():
     assert reply_text("the meeting starts at ten in the morning") == "I heard you mention meeting, starts and morning."
     assert reply_text("") == "Sorry, I did not catch that. Could you say it again?"

@@ -164,7 +164,9 @@ def _check_turns(c: Conn, utterances: list[dict], *, streaming: bool) -> float:
             assert first < stop_at, "a streaming model sends its first delta while the user still speaks"
         else:
             assert first > stop_at, "a batch model sends its deltas after the commit"
-    return _wer([u["text"] for u in utterances], [d["transcript"] for d in completed])
+    # Transcriptions are asynchronous: a turn's completed may arrive after the next one's; pair them by item.
+    by_item = {d["item_id"]: d["transcript"] for d in completed}
+    return _wer([u["text"] for u in utterances], [by_item.get(cm["item_id"], "") for cm in committed])
 
 
 def _check_responses(c: Conn) -> None:

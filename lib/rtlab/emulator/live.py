@@ -43,8 +43,6 @@ import io
 import json
 import logging
 import math
-import random
-import string
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -61,6 +59,7 @@ from rtlab.protocol import live as L
 
 from .adapter import Close, Out
 from .core import reply_text
+from .ids import Ids
 
 __all__ = ["ANSWER_PAUSE_MS", "LiveRoute", "LiveSession", "OUTPUT_CHUNK_MS", "USAGE_INTERVAL_MS", "route_live"]
 
@@ -76,7 +75,6 @@ DEFAULT_INSTRUCTIONS = ("rtlab emulator: acknowledge what the user said in one s
 EMULATION_NOTE = ("rtlab emulator: GPT-Live emulated locally. Input transcript from a local streaming recognizer "
                   "(PocketSphinx) on VAD turns; replies are canned acknowledgements spoken by flite; the session "
                   "timeline is the input audio received; usage is emulated (timeline seconds), not billed.")
-_ALNUM = string.ascii_letters + string.digits
 # Built-in voices spoken by flite's male voice; the others by its female voice (the emulator's own choice).
 _MALE = frozenset({"ash", "echo", "ballad", "verse", "cedar", "ripple", "vesper", "stone", "meridian", "tempo",
                    "beacon", "cinder", "shida"})
@@ -168,7 +166,7 @@ class LiveSession:
         self.provider = provider
         self.deployments = dict(deployments or {})
         self.validate = validate
-        self._rng = random.Random(seed) if seed is not None else random.Random()
+        self._id = Ids(seed)
         self._run_async = run_async
         self._vad = vad
         self._clock = clock
@@ -245,9 +243,6 @@ class LiveSession:
         return self._n_in * 1000.0 / self._fmt.rate
 
     # --------------------------------------------------------------------------------------------- events
-    def _id(self, prefix: str) -> str:
-        return f"{prefix}_" + "".join(self._rng.choice(_ALNUM) for _ in range(21))
-
     def _ev(self, etype: str, client_event_id: str | None = None, **fields: Any) -> dict:
         event: dict[str, Any] = {"type": etype}
         if etype != "session.output_audio.delta":  # primary-socket audio deltas carry no event_id (SDK)

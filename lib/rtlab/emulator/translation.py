@@ -41,8 +41,6 @@ import base64
 import binascii
 import json
 import logging
-import random
-import string
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -59,6 +57,7 @@ from rtlab.errors import RtlabError
 from rtlab.protocol import translation as T
 
 from .adapter import Close, Out
+from .ids import Ids
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import HttpRefusal
@@ -67,7 +66,6 @@ __all__ = ["TRANSLATION_PATHS", "TranslationRoute", "TranslationSession", "route
 
 log = logging.getLogger("rtlab.emulator")
 
-_ALNUM = string.ascii_letters + string.digits
 _FRAME_SAMPLES = T.SAMPLE_RATE * T.FRAME_MS // 1000
 _OUT_CHUNK_SAMPLES = T.SAMPLE_RATE * 200 // 1000  # translated audio goes out in 200 ms chunks (documented)
 _MAX_APPEND_BYTES = 15 * 1024 * 1024
@@ -188,7 +186,7 @@ class TranslationSession:
         self.validate = validate
         self.source_language = source_language
         self.piece_words = piece_words
-        self._rng = random.Random(seed) if seed is not None else random.Random()
+        self._id = Ids(seed)
         self._make_translator = translator
         self._tts = tts
         self._tts_error: RtlabError | None = None
@@ -611,9 +609,6 @@ class TranslationSession:
         return out
 
     # ---------------------------------------------------------------------------------------- building events
-    def _id(self, prefix: str) -> str:
-        return f"{prefix}_" + "".join(self._rng.choice(_ALNUM) for _ in range(21))
-
     def _ev(self, etype: str, **fields: Any) -> dict:
         event = {"type": etype, "event_id": self._id("event"), **fields}
         if self.validate:

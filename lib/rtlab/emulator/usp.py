@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +59,7 @@ from rtlab.engines.speakers import SpeakerTracker, warm_up
 from rtlab.protocol import usp as U
 
 from .adapter import Close, Out
+from .ids import Ids
 from .server import HttpRefusal
 
 __all__ = ["USP_PATHS", "SpeechSession", "UspRoute", "display_text", "route_usp", "select_subprotocol"]
@@ -203,7 +203,7 @@ class SpeechSession:
         self.engines = engines
         self.pipeline_rate = pipeline_rate
         self.vad = vad
-        self._rng = random.Random(seed) if seed is not None else random.Random()
+        self._ids = Ids(seed)
         self._speakers = SpeakerTracker(sample_rate=pipeline_rate, max_speakers=max_speakers)
         self._configured = False
         self._contexts: dict[str, dict] = {}
@@ -414,7 +414,7 @@ class SpeechSession:
 
     # ----------------------------------------------------------------------------------------- framing
     def _hex(self) -> str:
-        return f"{self._rng.getrandbits(128):032x}"
+        return self._ids.hex128("usp")
 
     def _text(self, path: str, body: dict | None) -> str:
         assert self._turn is not None

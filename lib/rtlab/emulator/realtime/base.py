@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import base64
 import json
-import random
-import string
 from typing import Any
 
 from rtlab import protocol as P
 from rtlab.protocol.shapes import beta_payload
 
+from ..ids import Ids
 from ..validation import validate_server_event
 
 __all__ = ["SAMPLE_RATE", "Events", "ProtocolError", "b64", "copy_json"]
 
 SAMPLE_RATE = P.PCM_RATE
-_ALNUM = string.ascii_letters + string.digits
 
 
 class ProtocolError(Exception):
@@ -51,10 +49,7 @@ class Events:
     def __init__(self, *, shape: str, seed: int | str | None, validate: bool) -> None:
         self.shape = shape
         self.validate = validate
-        self.rng = random.Random(seed) if seed is not None else random.Random()
-
-    def id(self, prefix: str) -> str:
-        return f"{prefix}_" + "".join(self.rng.choice(_ALNUM) for _ in range(21))
+        self.id = Ids(seed)  # ids, one seeded stream per prefix
 
     def ev(self, ga_type: str, **fields: Any) -> dict | None:
         """The event ``ga_type`` in this dialect, or None when the dialect has no such event."""
