@@ -10,7 +10,7 @@ Azure ``/openai/v1/live/sessions``; facts and evidence in :mod:`rtlab.protocol.l
   stable text goes out as append-only ``session.input_transcript.delta`` fragments stamped with ``start_ms`` /
   ``end_ms`` on the session timeline — no items, no turns, no done event;
 * full-duplex assistant speech: when the VAD closes a user turn with words in it, the emulated model answers with
-  :func:`rtlab.emulator.core.reply_text`, spoken by the flite TTS of the engine set, as
+  :func:`rtlab.emulator.realtime.reply_text`, spoken by the flite TTS of the engine set, as
   ``session.output_transcript.delta`` and ``session.output_audio.delta`` paced on the session timeline: each 100 ms
   chunk goes out when the input audio reaches its start, so the model speaks while the user speaks, and it does not
   stop when talked over (the protocol has no cancel; the real model decides itself when to yield);
@@ -58,8 +58,8 @@ from rtlab.engines.pipeline import Final, LocalPipeline, Partial, SpeechStarted,
 from rtlab.protocol import live as L
 
 from .adapter import Close, Out
-from .core import reply_text
 from .ids import Ids
+from .realtime import reply_text
 
 __all__ = ["ANSWER_PAUSE_MS", "LiveRoute", "LiveSession", "OUTPUT_CHUNK_MS", "USAGE_INTERVAL_MS", "route_live"]
 

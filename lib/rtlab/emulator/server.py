@@ -14,7 +14,7 @@ request                                                    dialect    session
 
 ¹ beta when the request carries ``OpenAI-Beta: realtime=v1``.
 
-:class:`EmulatorServer` runs one :class:`~rtlab.emulator.core.Session` per connection. The session's work (ASR
+:class:`EmulatorServer` runs one :class:`~rtlab.emulator.realtime.Session` per connection. The session's work (ASR
 decoding, TTS) runs on a worker thread of its own, which takes client messages in arrival order and streams a
 response's audio between them, so one busy session never blocks the event loop or the other sessions, and the
 order of events within a session stays what the core decided. Keys are compared in constant time and never
