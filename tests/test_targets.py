@@ -736,6 +736,8 @@ def test_rtlab_serve_with_a_bearer_token_accepts_only_that_token():
     try:
         line = proc.stdout.readline()
         assert line.startswith("rtlab emulator listening on http://127.0.0.1:"), line
+        # Read the evidence line here: communicate() reads the pipe itself, past what readline() has buffered.
+        evidence = proc.stdout.readline()
         url = line.rsplit(" ", 1)[1].strip()
 
         async def first_event(target):
@@ -754,8 +756,8 @@ def test_rtlab_serve_with_a_bearer_token_accepts_only_that_token():
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     # after the listening line, only the profile's evidence line (no secret anywhere)
-    assert proc.returncode == 0 and out.startswith("profile azure: ") and out.count("\n") == 1, out
-    assert not _leaks(out + err, token)
+    assert proc.returncode == 0 and evidence.startswith("profile azure: ") and out == "", (evidence, out)
+    assert not _leaks(line + evidence + out + err, token)
     bad = subprocess.run([sys.executable, "-m", "rtlab.cli", "serve", "--bearer-token", " "], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.startswith("rtlab serve: --bearer-token") and "Traceback" not in bad.stderr
