@@ -129,8 +129,11 @@ class TestSwimlane:
         lanes = [t.get_text() for t in ax.get_yticklabels()][::-1]
         assert lanes == ["in-session", "sidecar:local", "sidecar:oob", "sidecar:transcription"]
         second = turns.sort_values("audio_start_ms").groupby("source").nth(1).set_index("source")
-        # 0 on the x axis: when the audio up to the true end of speech had first been sent (by any leg)
-        appends = frame[(frame["direction"] == "client") & (frame["type"] == "input_audio_buffer.append")]
+        # 0 on the x axis: when the audio up to the true end of speech had first been sent (by any leg, the local
+        # engine's feed included: the turns table's clock)
+        from rtlab.protocol.events import INPUT_AUDIO_FIELDS
+
+        appends = frame[(frame["direction"] == "client") & frame["type"].isin(list(INPUT_AUDIO_FIELDS))]
         zero = appends.loc[appends["audio_ms"] >= second["ref_end_ms"].iloc[0], "t_ms"].min()
         server = frame[frame["direction"] == "server"]
         for y, source in enumerate(reversed(lanes)):
@@ -147,9 +150,10 @@ class TestSwimlane:
                               & (server["type"] == "conversation.item.input_audio_transcription.completed")]
             assert yy == y and x == pytest.approx(done["t_ms"].iloc[0] - zero)
             assert len(final.get_offsets()) == 1  # this turn's final only, no neighbour's
-            # (the turns table anchors each source on its own append of that chunk; the swimlane puts every lane on
-            # the first send, so it can read a little longer for a leg that sent its copy later)
-            assert x >= row["final_after_eos_ms"] - 1
+            # (the turns table anchors each source on its own append of the chunk reaching *its* turn's true end;
+            # the swimlane puts every lane on the first send by any leg, so, on the same end, it can only read longer)
+            own_zero = appends.loc[appends["audio_ms"] >= row["ref_end_ms"], "t_ms"].min()
+            assert x + (zero - own_zero) >= row["final_after_eos_ms"] - 1, source
         texts = {a.get_text() for a in ax.texts}
         assert set(second["transcript"].map(lambda t: t[:60])) <= {t.rstrip("…") for t in texts} | texts
 

@@ -181,23 +181,24 @@ def _figure(width: float, height: float) -> Any:
 # --------------------------------------------------------------------------------------------------
 # Swimlane
 # --------------------------------------------------------------------------------------------------
-def _sent_at(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(audio position after each append, wall time it was sent), in send order, over all sources."""
-    ap = frame[(frame["direction"] == "client") & (frame["type"] == "input_audio_buffer.append")]
+def _audio_clock(frame: pd.DataFrame) -> Any:
+    """When each audio position was first sent, over every leg's client audio records: the turns table's own
+    :class:`~rtlab.analysis.align.AudioClock`, so a figure and the table put "the true end of speech" at one time."""
+    from .analysis.align import AudioClock
+    from .protocol.events import INPUT_AUDIO_FIELDS
+
+    ap = frame[(frame["direction"] == "client") & frame["type"].isin(list(INPUT_AUDIO_FIELDS))]
     pos = pd.to_numeric(ap["audio_ms"], errors="coerce").to_numpy(dtype=float)
     t = pd.to_numeric(ap["t_ms"], errors="coerce").to_numpy(dtype=float)
     ok = np.isfinite(pos) & np.isfinite(t)
-    pos, t = pos[ok], t[ok]
-    order = np.argsort(t, kind="stable")
-    return np.maximum.accumulate(pos[order]) if pos.size else pos, t[order]
+    return AudioClock(ap["source"].astype(str).to_numpy()[ok], pos[ok], t[ok])
 
 
-def _wall_of(audio_ms: float, sent: tuple[np.ndarray, np.ndarray]) -> float:
-    pos, t = sent
-    if not pos.size or not math.isfinite(audio_ms):
+def _wall_of(audio_ms: float, clock: Any) -> float:
+    """Log time (ms) at which the audio up to ``audio_ms`` had first been sent by any leg; NaN when never."""
+    if not math.isfinite(audio_ms):
         return math.nan
-    k = int(np.searchsorted(pos, audio_ms - 1e-6, side="left"))
-    return float(t[min(k, t.size - 1)])
+    return float(clock.sent_at(None, np.array([audio_ms]))[0])
 
 
 def _turn_span(turns: pd.DataFrame, turn: int | tuple[float, float]) -> tuple[float, float, float | None]:
@@ -250,7 +251,7 @@ def swimlane(frame: pd.DataFrame, turns: pd.DataFrame, *, turn: int | tuple[floa
     _need(frame, ("t_ms", "audio_ms", "direction", "source", "type", "item_id", "response_id", "event"), "swimlane")
     _need(turns, ("source", "item_id", "audio_start_ms", "audio_end_ms"), "swimlane")
     start, end, true_end = _turn_span(turns, turn)
-    sent = _sent_at(frame)
+    sent = _audio_clock(frame)
     zero = _wall_of(true_end if true_end is not None else end, sent)
     w0, w1 = _wall_of(start, sent), _wall_of(end, sent)
     if not math.isfinite(zero):
