@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from rtlab.emulator import profiles as PR
 from rtlab.emulator.adapter import Close, Later
-from rtlab.emulator.core import Session, reply_text
+from rtlab.emulator.realtime import Session, reply_text
 from rtlab.emulator.server import HttpRefusal, Route, route_request
 from rtlab.emulator.states import TRANSITIONS, Machine, Rejected, edges
 from rtlab.emulator.validation import validate_server_event

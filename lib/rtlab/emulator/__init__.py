@@ -6,8 +6,8 @@ behind it (WebRTC VAD turns, PocketSphinx streaming ASR, flite TTS).
 
 * :func:`start` runs it on a background thread and returns a handle (``url``, ``ws_url``, ``stop()``, context
   manager), so a notebook needs no terminal; ``rtlab serve`` runs it from the command line.
-* :mod:`.realtime` is the sans-I/O Realtime session, split by concern (client event in, server events out;
-  :mod:`.core` re-exports it); :mod:`.states` its turn and response state table; :mod:`.profiles` what an endpoint
+* :mod:`.realtime` is the sans-I/O Realtime session, split by concern (client event in, server events out);
+  :mod:`.states` its turn and response state table; :mod:`.profiles` what an endpoint
   accepts and how it behaves, every row with its evidence; :mod:`.server` the thin websockets adapter.
 * ``timing``: ``"modelled"`` (the openai and azure profiles' default: transcripts and answers arrive when published
   measurements say) or ``"local"`` (the bare local engines); :attr:`EmulatorHandle.timing` says which a run used.
