@@ -192,6 +192,12 @@ class TestResume:
 # --------------------------------------------------------------------------------------------------
 # Rate limits
 # --------------------------------------------------------------------------------------------------
+def _refusing_429(name: str, code: str, message: str) -> dict:
+    """An emulator profile that refuses every session at the handshake with HTTP 429 and this error."""
+    return {"name": name, "session_models": {"default": {
+        "outcome": "handshake_error", "status": 429, "code": code, "message": message}}}
+
+
 class RefusingProxy:
     """Test-only WebSocket proxy in front of an emulator: refuses the first ``refuse`` handshakes with HTTP 429
     (an OpenAI-style ``rate_limit_exceeded`` body) and relays the others; counts sessions open at once."""
@@ -288,9 +294,7 @@ class TestRateLimits:
     def test_a_unit_gives_up_after_max_attempts_and_says_why(self, corpus_dir, tmp_path):
         import rtlab.emulator
 
-        profile = {"name": "always-429", "session_models": {"default": {
-            "outcome": "handshake_error", "status": 429, "code": "rate_limit_exceeded",
-            "message": "Rate limit reached. Please try again in 10ms."}}}
+        profile = _refusing_429("always-429", "rate_limit_exceeded", "Rate limit reached. Please try again in 10ms.")
         with rtlab.emulator.start(profile=profile, seed=1) as emu:
             spec = _study(corpus_dir, "refused", transforms=([],),
                           run={"max_attempts": 3, "backoff_base_s": 0.01, "backoff_cap_s": 0.05},
@@ -307,9 +311,8 @@ class TestRateLimits:
     def test_a_quota_sized_wait_fails_at_once(self, corpus_dir, tmp_path):
         import rtlab.emulator
 
-        profile = {"name": "quota", "session_models": {"default": {
-            "outcome": "handshake_error", "status": 429, "code": "429",
-            "message": "Requests have exceeded the token rate limit. Please retry after 86400 seconds."}}}
+        profile = _refusing_429("quota", "429",
+                                "Requests have exceeded the token rate limit. Please retry after 86400 seconds.")
         with rtlab.emulator.start(profile=profile, seed=1) as emu:
             spec = _study(corpus_dir, "quota", transforms=([],), corpus={"pattern": "a.wav"},
                           conditions={"base": {"sidecars": ["local"], "target": emu.url}})
