@@ -197,20 +197,7 @@ def _profile(target: Any) -> tuple[str | None, str | None]:
         profile = load_profile(name)
     except RtlabError:
         return str(name), None
-    counts: dict[str, int] = {}
-
-    def walk(obj: Any) -> None:
-        if isinstance(obj, dict):
-            kind = obj.get("evidence")
-            if isinstance(kind, str):
-                counts[kind] = counts.get(kind, 0) + 1
-            for v in obj.values():
-                walk(v)
-        elif isinstance(obj, list):
-            for v in obj:
-                walk(v)
-
-    walk(json.loads(json.dumps(dict(profile.raw), default=list)))
+    counts = {kind: n for kind, n in profile.evidence_counts().items() if n}
     return profile.name, json.dumps(dict(sorted(counts.items())))
 
 
